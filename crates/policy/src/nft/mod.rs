@@ -1,0 +1,1 @@
+//! nftables compilation (in progress).
