@@ -1,0 +1,370 @@
+//! Policies + inventory → [`Ruleset`] for one node (pure).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use super::ident::{Ident, fnv1a};
+use super::ranges::{AddrRange, block_minus, normalize};
+use super::render::rule_text;
+use super::{Action, AddrField, AddrSet, Chain, Family, L4, PortMatch, Rule, Ruleset, VerdictMap};
+use crate::eval::{
+    Direction, Resolved, RuleView, isolating_policies, peer_matches, rules, selectors_match_pod,
+};
+use crate::inventory::{Cluster, Pod};
+use crate::model::{IntOrString, NetworkPolicyPeer, Protocol};
+use crate::validate::ValidatedPolicy;
+
+/// Compiles the policies that protect the pods of `node`. Peer sets cover pods on every
+/// node (a peer may be remote); the verdict maps hold only `node`'s pods.
+pub fn compile(cluster: &Cluster, node: &str) -> Ruleset {
+    let mut b = Builder::default();
+    for family in [Family::V4, Family::V6] {
+        let ranges = cluster
+            .node_ips(node)
+            .iter()
+            .map(|ip| AddrRange::single(*ip))
+            .collect();
+        let name = Ident::fixed(if family == Family::V4 {
+            "wp_node4"
+        } else {
+            "wp_node6"
+        });
+        b.sets.insert(
+            name.clone(),
+            AddrSet {
+                name,
+                family,
+                elements: normalize(family, ranges),
+            },
+        );
+    }
+    for pod in cluster.pods.iter().filter(|p| p.node == node) {
+        for direction in [Direction::Egress, Direction::Ingress] {
+            let mut policies = isolating_policies(cluster, pod, direction);
+            if policies.is_empty() {
+                continue;
+            }
+            policies.sort_by(|a, c| {
+                (a.namespace(), &a.metadata.name).cmp(&(c.namespace(), &c.metadata.name))
+            });
+            let mut chain_rules = Vec::new();
+            for policy in policies {
+                for (index, rule) in rules(policy, direction).iter().enumerate() {
+                    let ctx = RuleCtx {
+                        cluster,
+                        policy,
+                        direction,
+                        index,
+                        target: pod,
+                    };
+                    chain_rules.extend(b.compile_rule(&ctx, rule));
+                }
+            }
+            chain_rules.push(Rule {
+                addr: None,
+                ports: None,
+                action: Action::Drop,
+            });
+            let chain = b.add_chain(chain_rules);
+            for ip in &pod.ips {
+                b.maps
+                    .insert((direction, Family::of(ip), *ip), chain.clone());
+            }
+        }
+    }
+    b.finish()
+}
+
+struct RuleCtx<'a> {
+    cluster: &'a Cluster,
+    policy: &'a ValidatedPolicy,
+    direction: Direction,
+    index: usize,
+    /// The policed pod (resolves named ports for ingress).
+    target: &'a Pod,
+}
+
+impl RuleCtx<'_> {
+    fn key(&self) -> String {
+        format!(
+            "{}/{}/{:?}/{}",
+            self.policy.namespace(),
+            self.policy.metadata.name,
+            self.direction,
+            self.index
+        )
+    }
+
+    fn field(&self) -> AddrField {
+        match self.direction {
+            Direction::Ingress => AddrField::Saddr,
+            Direction::Egress => AddrField::Daddr,
+        }
+    }
+
+    fn action(&self) -> Action {
+        match self.direction {
+            Direction::Ingress => Action::Accept,
+            Direction::Egress => Action::Return,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Builder {
+    sets: BTreeMap<Ident, AddrSet>,
+    chains: BTreeMap<Ident, Vec<Rule>>,
+    maps: BTreeMap<(Direction, Family, IpAddr), Ident>,
+}
+
+impl Builder {
+    fn compile_rule(&mut self, ctx: &RuleCtx<'_>, rule: &RuleView<'_>) -> Vec<Rule> {
+        let (groups, named) = port_groups(ctx, rule);
+        let mut out = Vec::new();
+        // Ports were listed but none applies here (e.g. an unresolved named port): the
+        // numeric part of the rule matches nothing, rather than every port.
+        let numeric: Vec<Option<PortMatch>> = if rule.ports.is_empty() {
+            vec![None]
+        } else {
+            groups
+                .into_iter()
+                .map(|(l4, ports)| Some(PortMatch { l4, ports }))
+                .collect()
+        };
+        let addrs = self.peer_sets(ctx, rule.peers);
+        for addr in &addrs {
+            for ports in &numeric {
+                out.push(Rule {
+                    addr: addr.clone(),
+                    ports: ports.clone(),
+                    action: ctx.action(),
+                });
+            }
+        }
+        for (l4, name) in named {
+            out.extend(self.egress_named_port(ctx, rule.peers, l4, &name));
+        }
+        out
+    }
+
+    /// The address matches of a rule: `[None]` when it has no peers (all peers), else one
+    /// per family.
+    fn peer_sets(
+        &mut self,
+        ctx: &RuleCtx<'_>,
+        peers: &[NetworkPolicyPeer],
+    ) -> Vec<Option<(AddrField, Family, Ident)>> {
+        if peers.is_empty() {
+            return vec![None];
+        }
+        let hash = fnv1a(&ctx.key());
+        [(Family::V4, "s4"), (Family::V6, "s6")]
+            .into_iter()
+            .map(|(family, tag)| {
+                let name = Ident::hashed(tag, hash);
+                if !self.sets.contains_key(&name) {
+                    let elements = normalize(family, peer_ranges(ctx, peers));
+                    self.sets.insert(
+                        name.clone(),
+                        AddrSet {
+                            name: name.clone(),
+                            family,
+                            elements,
+                        },
+                    );
+                }
+                Some((ctx.field(), family, name))
+            })
+            .collect()
+    }
+
+    /// Egress to a named port: the number depends on the destination pod, so destinations
+    /// are grouped by the number their port resolves to, one set per number.
+    fn egress_named_port(
+        &mut self,
+        ctx: &RuleCtx<'_>,
+        peers: &[NetworkPolicyPeer],
+        l4: L4,
+        name: &str,
+    ) -> Vec<Rule> {
+        let protocol = protocol_of(l4);
+        let mut by_port: BTreeMap<u16, Vec<AddrRange>> = BTreeMap::new();
+        for pod in &ctx.cluster.pods {
+            let Some(number) = pod.resolve_named_port(name, &protocol) else {
+                continue;
+            };
+            for ip in &pod.ips {
+                let ep = Resolved {
+                    pod: Some(pod),
+                    ip: *ip,
+                };
+                if peers.is_empty()
+                    || peers
+                        .iter()
+                        .any(|p| peer_matches(ctx.cluster, ctx.policy.namespace(), p, &ep))
+                {
+                    by_port
+                        .entry(number)
+                        .or_default()
+                        .push(AddrRange::single(*ip));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (number, ranges) in by_port {
+            let hash = fnv1a(&format!("{}/{l4:?}/{name}/{number}", ctx.key()));
+            for (family, tag) in [(Family::V4, "n4"), (Family::V6, "n6")] {
+                let set = Ident::hashed(tag, hash);
+                let elements = normalize(family, ranges.clone());
+                self.sets.insert(
+                    set.clone(),
+                    AddrSet {
+                        name: set.clone(),
+                        family,
+                        elements,
+                    },
+                );
+                out.push(Rule {
+                    addr: Some((AddrField::Daddr, family, set)),
+                    ports: Some(PortMatch {
+                        l4,
+                        ports: Some(vec![(number, number)]),
+                    }),
+                    action: ctx.action(),
+                });
+            }
+        }
+        out
+    }
+
+    fn add_chain(&mut self, rules: Vec<Rule>) -> Ident {
+        let text: Vec<String> = rules.iter().map(rule_text).collect();
+        let name = Ident::hashed("c", fnv1a(&text.join("\n")));
+        self.chains.entry(name.clone()).or_insert(rules);
+        name
+    }
+
+    fn finish(self) -> Ruleset {
+        let mut maps = Vec::new();
+        for (direction, family, name) in [
+            (Direction::Egress, Family::V4, "wp_egress4"),
+            (Direction::Egress, Family::V6, "wp_egress6"),
+            (Direction::Ingress, Family::V4, "wp_ingress4"),
+            (Direction::Ingress, Family::V6, "wp_ingress6"),
+        ] {
+            let elements = self
+                .maps
+                .iter()
+                .filter(|((d, f, _), _)| *d == direction && *f == family)
+                .map(|((_, _, ip), chain)| (*ip, chain.clone()))
+                .collect();
+            maps.push(VerdictMap {
+                name: Ident::fixed(name),
+                family,
+                elements,
+            });
+        }
+        Ruleset {
+            sets: self.sets.into_values().collect(),
+            maps,
+            chains: self
+                .chains
+                .into_iter()
+                .map(|(name, rules)| Chain { name, rules })
+                .collect(),
+        }
+    }
+}
+
+/// Numeric port matches per protocol (`None` = all ports), plus the named ports that must
+/// be resolved per destination (egress only; ingress resolves against the target pod).
+fn port_groups(
+    ctx: &RuleCtx<'_>,
+    rule: &RuleView<'_>,
+) -> (
+    BTreeMap<L4, Option<Vec<(u16, u16)>>>,
+    BTreeSet<(L4, String)>,
+) {
+    let mut groups: BTreeMap<L4, Option<Vec<(u16, u16)>>> = BTreeMap::new();
+    let mut named = BTreeSet::new();
+    for entry in rule.ports {
+        let protocol = entry.effective_protocol();
+        let Some(l4) = l4_of(&protocol) else { continue };
+        let range = match &entry.port {
+            None => {
+                groups.insert(l4, None);
+                continue;
+            }
+            Some(IntOrString::Int(start)) => {
+                let end = entry.end_port.map_or(*start, i64::from);
+                match (u16::try_from(*start), u16::try_from(end)) {
+                    (Ok(s), Ok(e)) => (s, e),
+                    _ => continue,
+                }
+            }
+            Some(IntOrString::String(name)) => match ctx.direction {
+                Direction::Egress => {
+                    named.insert((l4, name.clone()));
+                    continue;
+                }
+                Direction::Ingress => match ctx.target.resolve_named_port(name, &protocol) {
+                    Some(n) => (n, n),
+                    None => continue,
+                },
+            },
+        };
+        if let Some(list) = groups.entry(l4).or_insert_with(|| Some(Vec::new())) {
+            list.push(range);
+        }
+    }
+    for ports in groups.values_mut().flatten() {
+        *ports = merge_ports(std::mem::take(ports));
+    }
+    (groups, named)
+}
+
+fn merge_ports(mut ports: Vec<(u16, u16)>) -> Vec<(u16, u16)> {
+    ports.sort();
+    let mut out: Vec<(u16, u16)> = Vec::new();
+    for (s, e) in ports {
+        match out.last_mut() {
+            Some(last) if u32::from(s) <= u32::from(last.1) + 1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+/// Addresses a rule's peers cover: selected pods' IPs and ipBlock ranges.
+fn peer_ranges(ctx: &RuleCtx<'_>, peers: &[NetworkPolicyPeer]) -> Vec<AddrRange> {
+    let mut out = Vec::new();
+    for peer in peers {
+        if let Some(block) = peer.ip_block.as_ref().and_then(|b| b.parse()) {
+            out.extend(block_minus(block.cidr, &block.except));
+            continue;
+        }
+        for pod in &ctx.cluster.pods {
+            if selectors_match_pod(ctx.cluster, ctx.policy.namespace(), peer, pod) {
+                out.extend(pod.ips.iter().map(|ip| AddrRange::single(*ip)));
+            }
+        }
+    }
+    out
+}
+
+fn l4_of(p: &Protocol) -> Option<L4> {
+    match p {
+        Protocol::Tcp => Some(L4::Tcp),
+        Protocol::Udp => Some(L4::Udp),
+        Protocol::Sctp => Some(L4::Sctp),
+        Protocol::Unsupported(_) => None,
+    }
+}
+
+fn protocol_of(l4: L4) -> Protocol {
+    match l4 {
+        L4::Tcp => Protocol::Tcp,
+        L4::Udp => Protocol::Udp,
+        L4::Sctp => Protocol::Sctp,
+    }
+}

@@ -1,0 +1,125 @@
+//! Address interval arithmetic for interval sets: `ipBlock` cidr minus except, merged with
+//! pod addresses. nft rejects overlapping elements, so everything is normalized here.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+
+use super::Family;
+
+/// An inclusive address range of one family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddrRange {
+    /// Family.
+    pub family: Family,
+    /// First address as a number.
+    pub start: u128,
+    /// Last address as a number.
+    pub end: u128,
+}
+
+fn to_num(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn to_ip(family: Family, n: u128) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(u32::try_from(n).unwrap_or(u32::MAX))),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(n)),
+    }
+}
+
+impl AddrRange {
+    /// One address.
+    pub fn single(ip: IpAddr) -> Self {
+        let n = to_num(ip);
+        Self {
+            family: Family::of(&ip),
+            start: n,
+            end: n,
+        }
+    }
+
+    /// A CIDR block.
+    pub fn net(net: IpNet) -> Self {
+        Self {
+            family: Family::of(&net.network()),
+            start: to_num(net.network()),
+            end: to_num(net.broadcast()),
+        }
+    }
+
+    /// `self` minus `hole` (0, 1 or 2 pieces).
+    fn minus(self, hole: AddrRange) -> Vec<AddrRange> {
+        if hole.family != self.family || hole.end < self.start || hole.start > self.end {
+            return vec![self];
+        }
+        let mut out = Vec::new();
+        if hole.start > self.start {
+            out.push(Self {
+                end: hole.start - 1,
+                ..self
+            });
+        }
+        if hole.end < self.end {
+            out.push(Self {
+                start: hole.end + 1,
+                ..self
+            });
+        }
+        out
+    }
+}
+
+/// `cidr` minus all `except` blocks.
+pub(crate) fn block_minus(cidr: IpNet, except: &[IpNet]) -> Vec<AddrRange> {
+    except.iter().fold(vec![AddrRange::net(cidr)], |pieces, e| {
+        pieces
+            .into_iter()
+            .flat_map(|p| p.minus(AddrRange::net(*e)))
+            .collect()
+    })
+}
+
+/// Sorts and merges overlapping or adjacent ranges of `family`, dropping other families.
+pub(crate) fn normalize(family: Family, mut ranges: Vec<AddrRange>) -> Vec<AddrRange> {
+    ranges.retain(|r| r.family == family);
+    ranges.sort();
+    let mut out: Vec<AddrRange> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end.saturating_add(1) => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
+    out
+}
+
+impl fmt::Display for AddrRange {
+    /// `a`, `a/len` when the range is exactly a prefix, else `a-b`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let first = to_ip(self.family, self.start);
+        if self.start == self.end {
+            return write!(f, "{first}");
+        }
+        let bits: u32 = if self.family == Family::V4 { 32 } else { 128 };
+        let size = self.end - self.start;
+        let aligned = size
+            .checked_add(1)
+            .is_some_and(|s| s.is_power_of_two() && self.start % s == 0)
+            || (size == u128::MAX && self.start == 0);
+        if aligned {
+            let host_bits = if size == u128::MAX {
+                128
+            } else {
+                (size + 1).trailing_zeros()
+            };
+            return write!(f, "{first}/{}", bits.saturating_sub(host_bits));
+        }
+        write!(f, "{first}-{}", to_ip(self.family, self.end))
+    }
+}
