@@ -21,13 +21,13 @@ use crate::wire::null_default;
 #[serde(rename_all = "camelCase")]
 pub struct NetConf {
     /// `cniVersion` as given (empty if absent); see the version returned by [`NetConf::parse`].
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub cni_version: String,
     /// Network name, validated by [`NetConf::parse`].
     #[serde(default)]
     pub name: String,
     /// Plugin `type`.
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, skip_serializing_if = "String::is_empty")]
     pub plugin_type: String,
     /// `capabilities` map (name → bool).
     #[serde(default, skip_serializing_if = "Option::is_none")]
