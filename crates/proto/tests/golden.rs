@@ -1,5 +1,11 @@
 //! Golden files: one internal result → every supported version → compared as JSON values.
 //! `UPDATE_GOLDEN=1 cargo test -p weft-proto --test golden` rewrites them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::PathBuf;
 

@@ -1,4 +1,10 @@
 //! Result conversion details not covered by the golden files.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use serde_json::json;
 use weft_proto::{CniResult, CniVersion, codes};
