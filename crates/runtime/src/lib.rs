@@ -321,8 +321,10 @@ fn plugins(list: &Value) -> Result<&Vec<Value>, RuntimeError> {
     }
 }
 
-/// Builds the request configuration for one plugin of the list (libcni's `buildOneConfig`).
-fn request_conf(
+/// Builds the request configuration for one plugin of the list (libcni's `buildOneConfig`):
+/// `name` and `cniVersion` from the list, `runtimeConfig` from the declared capabilities,
+/// and `prevResult`. Returns the plugin type and the config.
+pub fn request_conf(
     list: &Value,
     plugin: &Value,
     att: &Attachment,
