@@ -229,12 +229,11 @@ fn concurrent(
                     let Some(pod) = pods.get(i) else { break };
                     match call(imp, "ADD", &attachment(pod, round + 1000, i), None) {
                         Ok(out) => {
-                            if let (Ok(mut r), Ok(v)) =
-                                (results.lock(), serde_json::from_slice(&out.stdout))
+                            let parsed = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+                            if let Some(slot) =
+                                results.lock().ok().as_mut().and_then(|r| r.get_mut(i))
                             {
-                                if let Some(slot) = r.get_mut(i) {
-                                    *slot = v;
-                                }
+                                *slot = parsed;
                             }
                         }
                         Err(e) => errors.lock().map(|mut l| l.push(e)).unwrap_or(()),
