@@ -173,6 +173,18 @@ impl CniEnv {
         env.args = CniArgs::parse(&env.args_raw)?;
         Ok(env)
     }
+
+    /// The attachment key (container id, ifname); always present after a successful
+    /// [`CniEnv::from_vars`] for ADD/DEL/CHECK, code 4 otherwise. Saves callers an unwrap.
+    pub fn attachment(&self) -> Result<(&ContainerId, &IfName), CniError> {
+        match (&self.container_id, &self.ifname) {
+            (Some(id), Some(ifname)) => Ok((id, ifname)),
+            _ => Err(CniError::invalid_env(format!(
+                "{} has no CNI_CONTAINERID/CNI_IFNAME",
+                self.command
+            ))),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -200,8 +212,9 @@ mod tests {
     fn full_add() {
         let e = env(ADD).unwrap();
         assert_eq!(e.command, Command::Add);
-        assert_eq!(e.container_id.unwrap().as_str(), "abc");
-        assert_eq!(e.ifname.unwrap().as_str(), "eth0");
+        assert_eq!(e.container_id.as_ref().unwrap().as_str(), "abc");
+        assert_eq!(e.ifname.as_ref().unwrap().as_str(), "eth0");
+        assert_eq!(e.attachment().unwrap().0.as_str(), "abc");
         assert_eq!(
             e.path,
             vec![PathBuf::from("/opt/cni/bin"), PathBuf::from("/usr/lib/cni")]
@@ -246,6 +259,7 @@ mod tests {
         for cmd in ["GC", "STATUS", "VERSION"] {
             let e = env(&[("CNI_COMMAND", cmd), ("CNI_ARGS", "FOO=bar")]).unwrap();
             assert!(e.container_id.is_none() && e.ifname.is_none());
+            assert_eq!(e.attachment().unwrap_err().code, codes::INVALID_ENV);
         }
         let v = env(&[
             ("CNI_COMMAND", "VERSION"),

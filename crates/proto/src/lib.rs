@@ -1,7 +1,7 @@
 //! weft-proto: the pure CNI protocol layer.
 //!
 //! Takes data and returns data; never reads the process environment, stdin or the host.
-//! - [`env`]: `CNI_COMMAND` and friends → [`CniEnv`] (errors are code 4).
+//! - [`mod@env`]: `CNI_COMMAND` and friends → [`CniEnv`] (errors are code 4).
 //! - [`args`]: `CNI_ARGS` → [`CniArgs`].
 //! - [`config`]: stdin → [`NetConf`] + [`CniVersion`], with the Ref skel's validation order.
 //! - [`result`] + `convert`: one internal [`CniResult`], written and read for every
