@@ -85,14 +85,16 @@ pub(crate) fn block_minus(cidr: IpNet, except: &[IpNet]) -> Vec<AddrRange> {
     })
 }
 
-/// Sorts and merges overlapping or adjacent ranges of `family`, dropping other families.
+/// Sorts and merges overlapping ranges of `family`, dropping other families.
 pub(crate) fn normalize(family: Family, mut ranges: Vec<AddrRange>) -> Vec<AddrRange> {
     ranges.retain(|r| r.family == family);
     ranges.sort();
     let mut out: Vec<AddrRange> = Vec::with_capacity(ranges.len());
     for r in ranges {
         match out.last_mut() {
-            Some(last) if r.start <= last.end.saturating_add(1) => last.end = last.end.max(r.end),
+            // Only overlaps are merged: adjacent pod addresses stay separate elements, so a pod
+            // joining or leaving is one element added or removed, not a re-merged range.
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
             _ => out.push(r),
         }
     }
