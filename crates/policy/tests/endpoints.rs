@@ -1,4 +1,10 @@
 //! Non-pod endpoints (nodes, external addresses), decision reasons and evaluator errors.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers may fail loudly
 
 mod common;
 

@@ -1,4 +1,10 @@
 //! Standard manifests (as in the Kubernetes documentation) in YAML and JSON.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers may fail loudly
 
 use weft_policy::{IntOrString, NetworkPolicy, Operator, PolicyType, Protocol};
 

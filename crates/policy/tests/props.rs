@@ -1,4 +1,10 @@
 //! Properties over random policies on the x/y/z fixture.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers may fail loudly
 
 mod common;
 
@@ -8,9 +14,9 @@ use common::*;
 use proptest::prelude::*;
 use weft_policy::nft::{L4, compile};
 use weft_policy::{
-    Cluster, EgressRule, IngressRule, IntOrString, IpBlock, LabelSelector, LabelSelectorRequirement,
-    NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec, ObjectMeta, Operator,
-    PolicyType, Protocol, evaluate, Endpoint,
+    Cluster, EgressRule, Endpoint, IngressRule, IntOrString, IpBlock, LabelSelector,
+    LabelSelectorRequirement, NetworkPolicy, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec, ObjectMeta, Operator, PolicyType, Protocol, evaluate,
 };
 
 fn labels(k: &str, v: &str) -> BTreeMap<String, String> {
@@ -20,7 +26,10 @@ fn labels(k: &str, v: &str) -> BTreeMap<String, String> {
 fn selector() -> impl Strategy<Value = LabelSelector> {
     prop_oneof![
         Just(LabelSelector::default()),
-        prop::sample::select(vec!["a", "b", "c"]).prop_map(|p| LabelSelector { match_labels: labels("pod", p), ..Default::default() }),
+        prop::sample::select(vec!["a", "b", "c"]).prop_map(|p| LabelSelector {
+            match_labels: labels("pod", p),
+            ..Default::default()
+        }),
         prop::sample::subsequence(vec!["a", "b", "c"], 1..3).prop_map(|v| LabelSelector {
             match_expressions: vec![LabelSelectorRequirement {
                 key: "pod".into(),
@@ -35,16 +44,27 @@ fn selector() -> impl Strategy<Value = LabelSelector> {
 fn ns_selector() -> impl Strategy<Value = LabelSelector> {
     prop_oneof![
         Just(LabelSelector::default()),
-        prop::sample::select(vec!["x", "y", "z"]).prop_map(|n| LabelSelector { match_labels: labels("ns", n), ..Default::default() }),
-        prop::sample::select(vec!["x", "y", "z"])
-            .prop_map(|n| LabelSelector { match_labels: labels("kubernetes.io/metadata.name", n), ..Default::default() }),
+        prop::sample::select(vec!["x", "y", "z"]).prop_map(|n| LabelSelector {
+            match_labels: labels("ns", n),
+            ..Default::default()
+        }),
+        prop::sample::select(vec!["x", "y", "z"]).prop_map(|n| LabelSelector {
+            match_labels: labels("kubernetes.io/metadata.name", n),
+            ..Default::default()
+        }),
     ]
 }
 
 fn peer() -> impl Strategy<Value = NetworkPolicyPeer> {
     prop_oneof![
-        selector().prop_map(|s| NetworkPolicyPeer { pod_selector: Some(s), ..Default::default() }),
-        ns_selector().prop_map(|s| NetworkPolicyPeer { namespace_selector: Some(s), ..Default::default() }),
+        selector().prop_map(|s| NetworkPolicyPeer {
+            pod_selector: Some(s),
+            ..Default::default()
+        }),
+        ns_selector().prop_map(|s| NetworkPolicyPeer {
+            namespace_selector: Some(s),
+            ..Default::default()
+        }),
         (selector(), ns_selector()).prop_map(|(p, n)| NetworkPolicyPeer {
             pod_selector: Some(p),
             namespace_selector: Some(n),
@@ -53,19 +73,29 @@ fn peer() -> impl Strategy<Value = NetworkPolicyPeer> {
         (1u8..=3, prop::option::of(1u8..=3)).prop_map(|(n, hole)| NetworkPolicyPeer {
             ip_block: Some(IpBlock {
                 cidr: format!("10.10.{n}.0/24"),
-                except: hole.map(|h| format!("10.10.{n}.{h}/32")).into_iter().collect(),
+                except: hole
+                    .map(|h| format!("10.10.{n}.{h}/32"))
+                    .into_iter()
+                    .collect(),
             }),
             ..Default::default()
         }),
         Just(NetworkPolicyPeer {
-            ip_block: Some(IpBlock { cidr: "fd10::/64".into(), except: vec!["fd10::2:0/112".into()] }),
+            ip_block: Some(IpBlock {
+                cidr: "fd10::/64".into(),
+                except: vec!["fd10::2:0/112".into()]
+            }),
             ..Default::default()
         }),
     ]
 }
 
 fn port() -> impl Strategy<Value = NetworkPolicyPort> {
-    let proto = prop_oneof![Just(None), Just(Some(Protocol::Tcp)), Just(Some(Protocol::Udp))];
+    let proto = prop_oneof![
+        Just(None),
+        Just(Some(Protocol::Tcp)),
+        Just(Some(Protocol::Udp))
+    ];
     let number = prop_oneof![
         Just((None, None)),
         Just((Some(IntOrString::Int(80)), None)),
@@ -74,11 +104,18 @@ fn port() -> impl Strategy<Value = NetworkPolicyPort> {
         Just((Some(IntOrString::String("serve-81-tcp".into())), None)),
         Just((Some(IntOrString::String("serve-80-udp".into())), None)),
     ];
-    (proto, number).prop_map(|(protocol, (port, end_port))| NetworkPolicyPort { protocol, port, end_port })
+    (proto, number).prop_map(|(protocol, (port, end_port))| NetworkPolicyPort {
+        protocol,
+        port,
+        end_port,
+    })
 }
 
 fn rule() -> impl Strategy<Value = (Vec<NetworkPolicyPeer>, Vec<NetworkPolicyPort>)> {
-    (prop::collection::vec(peer(), 0..3), prop::collection::vec(port(), 0..3))
+    (
+        prop::collection::vec(peer(), 0..3),
+        prop::collection::vec(port(), 0..3),
+    )
 }
 
 fn types() -> impl Strategy<Value = Option<Vec<PolicyType>>> {
@@ -98,19 +135,36 @@ fn policy_strategy(name: String) -> impl Strategy<Value = NetworkPolicy> {
         prop::option::of(prop::collection::vec(rule(), 0..3)),
         prop::option::of(prop::collection::vec(rule(), 0..3)),
     )
-        .prop_map(move |(ns, pod_selector, policy_types, ingress, egress)| NetworkPolicy {
-            metadata: ObjectMeta { name: name.clone(), namespace: Some(ns.into()) },
-            spec: NetworkPolicySpec {
-                pod_selector,
-                policy_types,
-                ingress: ingress.map(|rs| rs.into_iter().map(|(from, ports)| IngressRule { from, ports }).collect()),
-                egress: egress.map(|rs| rs.into_iter().map(|(to, ports)| EgressRule { to, ports }).collect()),
+        .prop_map(
+            move |(ns, pod_selector, policy_types, ingress, egress)| NetworkPolicy {
+                metadata: ObjectMeta {
+                    name: name.clone(),
+                    namespace: Some(ns.into()),
+                },
+                spec: NetworkPolicySpec {
+                    pod_selector,
+                    policy_types,
+                    ingress: ingress.map(|rs| {
+                        rs.into_iter()
+                            .map(|(from, ports)| IngressRule { from, ports })
+                            .collect()
+                    }),
+                    egress: egress.map(|rs| {
+                        rs.into_iter()
+                            .map(|(to, ports)| EgressRule { to, ports })
+                            .collect()
+                    }),
+                },
             },
-        })
+        )
 }
 
 fn policies() -> impl Strategy<Value = Vec<NetworkPolicy>> {
-    (0usize..4).prop_flat_map(|n| (0..n).map(|i| policy_strategy(format!("p{i}"))).collect::<Vec<_>>())
+    (0usize..4).prop_flat_map(|n| {
+        (0..n)
+            .map(|i| policy_strategy(format!("p{i}")))
+            .collect::<Vec<_>>()
+    })
 }
 
 fn cluster_with(ps: Vec<NetworkPolicy>) -> Cluster {
@@ -119,8 +173,13 @@ fn cluster_with(ps: Vec<NetworkPolicy>) -> Cluster {
     c
 }
 
-const PACKETS: [(Protocol, u16); 5] =
-    [(Protocol::Tcp, 80), (Protocol::Tcp, 81), (Protocol::Udp, 80), (Protocol::Udp, 81), (Protocol::Tcp, 82)];
+const PACKETS: [(Protocol, u16); 5] = [
+    (Protocol::Tcp, 80),
+    (Protocol::Tcp, 81),
+    (Protocol::Udp, 80),
+    (Protocol::Udp, 81),
+    (Protocol::Tcp, 82),
+];
 
 fn allowed(c: &Cluster, from: &str, to: &str, p: &Protocol, port: u16) -> bool {
     evaluate(c, &ep(from), &ep(to), p, port).unwrap().allowed

@@ -1,4 +1,10 @@
 //! Rendered nft text: snapshot, kernel check in a throwaway network namespace, element delta.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers may fail loudly
 
 mod common;
 
@@ -193,7 +199,10 @@ fn kernel_available() -> bool {
 fn kernel_accepts_full_ruleset_and_deltas() {
     if !kernel_available() {
         // CI installs nftables and runs as root, so there a missing tool is a failure.
-        assert!(std::env::var_os("CI").is_none(), "CI must provide root, nft and unshare");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide root, nft and unshare"
+        );
         eprintln!("skipping: needs root, nft and unshare");
         return;
     }

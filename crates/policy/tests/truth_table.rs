@@ -1,6 +1,12 @@
 //! Truth tables in the style of the Kubernetes network policy e2e suite: namespaces x, y, z
 //! with pods a, b, c; every case checks the full 9x9 matrix for the evaluator and for the
 //! compiled nft rulesets (simulated).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers may fail loudly
 
 mod common;
 

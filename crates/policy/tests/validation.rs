@@ -1,4 +1,10 @@
 //! Validation: malformed policies are rejected naming the object and the field path.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers may fail loudly
 
 use weft_policy::{NetworkPolicy, ValidationError};
 

@@ -276,16 +276,13 @@ impl Builder {
     }
 }
 
+/// Per protocol: inclusive port ranges, or `None` for every port.
+type PortGroups = BTreeMap<L4, Option<Vec<(u16, u16)>>>;
+
 /// Numeric port matches per protocol (`None` = all ports), plus the named ports that must
 /// be resolved per destination (egress only; ingress resolves against the target pod).
-fn port_groups(
-    ctx: &RuleCtx<'_>,
-    rule: &RuleView<'_>,
-) -> (
-    BTreeMap<L4, Option<Vec<(u16, u16)>>>,
-    BTreeSet<(L4, String)>,
-) {
-    let mut groups: BTreeMap<L4, Option<Vec<(u16, u16)>>> = BTreeMap::new();
+fn port_groups(ctx: &RuleCtx<'_>, rule: &RuleView<'_>) -> (PortGroups, BTreeSet<(L4, String)>) {
+    let mut groups = PortGroups::new();
     let mut named = BTreeSet::new();
     for entry in rule.ports {
         let protocol = entry.effective_protocol();

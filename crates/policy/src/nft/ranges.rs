@@ -112,7 +112,7 @@ impl fmt::Display for AddrRange {
         let size = self.end - self.start;
         let aligned = size
             .checked_add(1)
-            .is_some_and(|s| s.is_power_of_two() && self.start % s == 0)
+            .is_some_and(|s| s.is_power_of_two() && self.start.is_multiple_of(s))
             || (size == u128::MAX && self.start == 0);
         if aligned {
             let host_bits = if size == u128::MAX {
