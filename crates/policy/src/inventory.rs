@@ -148,3 +148,68 @@ impl Cluster {
             .map_or(&[], |n| n.ips.as_slice())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_name_label_is_added_and_overrides() {
+        let ns = Namespace::new("x", Labels::new());
+        assert_eq!(
+            ns.effective_labels()
+                .get(NAMESPACE_NAME_LABEL)
+                .map(String::as_str),
+            Some("x")
+        );
+        let spoofed = Namespace::new(
+            "x",
+            [(NAMESPACE_NAME_LABEL.to_string(), "y".to_string())].into(),
+        );
+        assert_eq!(
+            spoofed
+                .effective_labels()
+                .get(NAMESPACE_NAME_LABEL)
+                .map(String::as_str),
+            Some("x")
+        );
+        // Unknown namespaces still carry the automatic label.
+        let c = Cluster::default();
+        assert_eq!(
+            c.namespace_labels("z")
+                .get(NAMESPACE_NAME_LABEL)
+                .map(String::as_str),
+            Some("z")
+        );
+    }
+
+    #[test]
+    fn named_ports_match_name_and_protocol() {
+        let pod = Pod {
+            ports: vec![
+                ContainerPort {
+                    name: Some("dns".into()),
+                    container_port: 53,
+                    protocol: Protocol::Udp,
+                },
+                ContainerPort {
+                    name: Some("dns-tcp".into()),
+                    container_port: 5353,
+                    protocol: Protocol::Tcp,
+                },
+                ContainerPort {
+                    name: None,
+                    container_port: 8080,
+                    protocol: Protocol::Tcp,
+                },
+            ],
+            ..Pod::default()
+        };
+        assert_eq!(pod.resolve_named_port("dns", &Protocol::Udp), Some(53));
+        assert_eq!(pod.resolve_named_port("dns", &Protocol::Tcp), None);
+        assert_eq!(
+            pod.resolve_named_port("dns-tcp", &Protocol::Tcp),
+            Some(5353)
+        );
+    }
+}

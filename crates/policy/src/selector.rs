@@ -35,3 +35,62 @@ impl LabelSelector {
         self.match_labels.is_empty() && self.match_expressions.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::LabelSelectorRequirement;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn req(key: &str, operator: Operator, values: &[&str]) -> LabelSelector {
+        LabelSelector {
+            match_expressions: vec![LabelSelectorRequirement {
+                key: key.into(),
+                operator,
+                values: values.iter().map(|v| v.to_string()).collect(),
+            }],
+            ..LabelSelector::default()
+        }
+    }
+
+    #[test]
+    fn empty_selects_all() {
+        assert!(LabelSelector::default().matches(&Labels::new()));
+        assert!(LabelSelector::default().is_empty());
+    }
+
+    #[test]
+    fn operators() {
+        let l = labels(&[("app", "web"), ("tier", "")]);
+        assert!(req("app", Operator::In, &["web", "db"]).matches(&l));
+        assert!(!req("app", Operator::In, &["db"]).matches(&l));
+        assert!(!req("missing", Operator::In, &["x"]).matches(&l));
+        assert!(req("app", Operator::NotIn, &["db"]).matches(&l));
+        assert!(
+            req("missing", Operator::NotIn, &["db"]).matches(&l),
+            "NotIn matches absent keys"
+        );
+        assert!(!req("app", Operator::NotIn, &["web"]).matches(&l));
+        assert!(
+            req("tier", Operator::Exists, &[]).matches(&l),
+            "an empty value still exists"
+        );
+        assert!(req("missing", Operator::DoesNotExist, &[]).matches(&l));
+        assert!(!req("app", Operator::DoesNotExist, &[]).matches(&l));
+        assert!(!req("app", Operator::Unsupported("Equals".into()), &[]).matches(&l));
+    }
+
+    #[test]
+    fn match_labels_are_anded_with_expressions() {
+        let mut s = req("app", Operator::Exists, &[]);
+        s.match_labels = labels(&[("tier", "db")]);
+        assert!(!s.matches(&labels(&[("app", "x"), ("tier", "web")])));
+        assert!(s.matches(&labels(&[("app", "x"), ("tier", "db")])));
+    }
+}

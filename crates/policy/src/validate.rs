@@ -348,3 +348,34 @@ pub(crate) fn is_port_name(s: &str) -> bool {
         && !s.ends_with('-')
         && !s.contains("--")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_syntaxes() {
+        assert!(
+            is_dns_label("x-1") && !is_dns_label("-x") && !is_dns_label("X") && !is_dns_label("")
+        );
+        assert!(is_dns_subdomain("a.b-c.d") && !is_dns_subdomain("a..b"));
+        assert!(
+            is_label_value("")
+                && is_label_value("A_b.c-9")
+                && !is_label_value("_a")
+                && !is_label_value(&"a".repeat(64))
+        );
+        assert!(
+            is_qualified_name("kubernetes.io/metadata.name")
+                && !is_qualified_name("/x")
+                && !is_qualified_name("a/b/c")
+        );
+        assert!(
+            is_port_name("http")
+                && is_port_name("serve-80-tcp")
+                && !is_port_name("80")
+                && !is_port_name("a--b")
+        );
+        assert!(!is_port_name("sixteen-chars-xx") && !is_port_name("Http"));
+    }
+}

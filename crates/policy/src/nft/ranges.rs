@@ -125,3 +125,77 @@ impl fmt::Display for AddrRange {
         write!(f, "{first}-{}", to_ip(self.family, self.end))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipblock::ParsedIpBlock;
+    use proptest::prelude::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn display_forms() {
+        let r = AddrRange::net(net("10.0.0.0/24"));
+        assert_eq!(r.to_string(), "10.0.0.0/24");
+        assert_eq!(
+            AddrRange::single("10.0.0.7".parse().unwrap()).to_string(),
+            "10.0.0.7"
+        );
+        assert_eq!(AddrRange::net(net("0.0.0.0/0")).to_string(), "0.0.0.0/0");
+        assert_eq!(AddrRange::net(net("::/0")).to_string(), "::/0");
+        assert_eq!(AddrRange::net(net("fd00::/64")).to_string(), "fd00::/64");
+        let odd = AddrRange {
+            family: Family::V4,
+            start: 1,
+            end: 4,
+        };
+        assert_eq!(odd.to_string(), "0.0.0.1-0.0.0.4");
+    }
+
+    #[test]
+    fn cidr_minus_except() {
+        let pieces = block_minus(
+            net("10.0.0.0/24"),
+            &[net("10.0.0.0/26"), net("10.0.0.128/25")],
+        );
+        let text: Vec<String> = pieces.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["10.0.0.64/26"]);
+        let pieces = block_minus(net("10.0.0.0/24"), &[net("10.0.0.5/32")]);
+        let text: Vec<String> = pieces.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["10.0.0.0-10.0.0.4", "10.0.0.6-10.0.0.255"]);
+    }
+
+    #[test]
+    fn normalize_merges_overlaps_keeps_adjacent_and_filters_family() {
+        let a = AddrRange::net(net("10.0.0.0/24"));
+        let inside = AddrRange::single("10.0.0.9".parse().unwrap());
+        let adjacent = AddrRange::single("10.0.1.0".parse().unwrap());
+        let v6 = AddrRange::single("fd00::1".parse().unwrap());
+        assert_eq!(
+            normalize(Family::V4, vec![adjacent, inside, v6, a]),
+            vec![a, adjacent]
+        );
+        assert_eq!(normalize(Family::V6, vec![a, v6]), vec![v6]);
+    }
+
+    proptest! {
+        #[test]
+        fn block_minus_agrees_with_contains(base in any::<u32>(), len in 8u8..=30, holes in prop::collection::vec((any::<u32>(), 0u8..=32), 0..4), probe in any::<u32>()) {
+            let cidr = IpNet::new(std::net::Ipv4Addr::from(base).into(), len).unwrap().trunc();
+            let except: Vec<IpNet> = holes.into_iter()
+                .map(|(h, l)| IpNet::new(std::net::Ipv4Addr::from(h).into(), l.max(len)).unwrap().trunc())
+                .collect();
+            let ranges = normalize(Family::V4, block_minus(cidr, &except));
+            let block = ParsedIpBlock { cidr, except };
+            // Probe near the block so hits are common.
+            let v4 = std::net::Ipv4Addr::from(base ^ (probe >> len));
+            let n = u128::from(u32::from(v4));
+            let in_ranges = ranges.iter().any(|r| r.start <= n && n <= r.end);
+            let ip = IpAddr::V4(v4);
+            prop_assert_eq!(in_ranges, block.contains(ip));
+        }
+    }
+}
