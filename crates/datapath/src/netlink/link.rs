@@ -4,7 +4,8 @@ use std::net::IpAddr;
 
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
+    InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo,
+    LinkMessage,
 };
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
@@ -37,8 +38,8 @@ pub struct LinkInfo {
     pub promisc: bool,
     /// Index of the bridge (or other controller) this link is enslaved to.
     pub master: Option<u32>,
-    /// `IFLA_LINK`: for a veth the peer's index (in the peer's namespace), for a vxlan the
-    /// underlay device.
+    /// For a veth the peer's index (IFLA_LINK, an index in the peer's namespace); for a
+    /// vxlan the underlay device (IFLA_VXLAN_LINK).
     pub link: Option<u32>,
     /// `IFLA_LINK_NETNSID`: set when the peer/underlay lives in another namespace.
     pub link_netnsid: Option<i32>,
@@ -338,7 +339,12 @@ pub fn parse_link(msg: &LinkMessage) -> LinkInfo {
             LinkAttribute::Controller(master) if *master != 0 => info.master = Some(*master),
             LinkAttribute::Link(link) if *link != 0 => info.link = Some(*link),
             LinkAttribute::LinkNetNsId(id) => info.link_netnsid = Some(*id),
-            LinkAttribute::LinkInfo(infos) => info.kind = link_kind(infos),
+            LinkAttribute::LinkInfo(infos) => {
+                info.kind = link_kind(infos);
+                if let Some(underlay) = vxlan_underlay(infos) {
+                    info.link = Some(underlay);
+                }
+            }
             _ => {}
         }
     }
@@ -348,6 +354,17 @@ pub fn parse_link(msg: &LinkMessage) -> LinkInfo {
 fn link_kind(infos: &[NlLinkInfo]) -> Option<String> {
     infos.iter().find_map(|info| match info {
         NlLinkInfo::Kind(kind) => Some(kind_name(kind)),
+        _ => None,
+    })
+}
+
+/// A VXLAN reports its underlay in IFLA_VXLAN_LINK, not IFLA_LINK.
+fn vxlan_underlay(infos: &[NlLinkInfo]) -> Option<u32> {
+    infos.iter().find_map(|info| match info {
+        NlLinkInfo::Data(InfoData::Vxlan(data)) => data.iter().find_map(|d| match d {
+            InfoVxlan::Link(index) if *index != 0 => Some(*index),
+            _ => None,
+        }),
         _ => None,
     })
 }
