@@ -317,7 +317,7 @@ pub(crate) fn selectors_match_pod(
         return false;
     }
     let ns_ok = match &peer.namespace_selector {
-        Some(sel) => sel.matches(&cluster.namespace_labels(&pod.namespace)),
+        Some(sel) => cluster.namespace_selected(sel, &pod.namespace),
         None => pod.namespace == policy_ns,
     };
     ns_ok

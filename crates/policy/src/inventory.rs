@@ -140,6 +140,23 @@ impl Cluster {
         self.pods.iter().find(|p| p.ips.contains(&ip))
     }
 
+    /// Does `selector` select namespace `name`? Same as matching [`Cluster::namespace_labels`],
+    /// without building the label map.
+    pub fn namespace_selected(&self, selector: &crate::model::LabelSelector, name: &str) -> bool {
+        let labels = self
+            .namespaces
+            .iter()
+            .find(|n| n.name == name)
+            .map(|n| &n.labels);
+        selector.matches_with(|key| {
+            if key == NAMESPACE_NAME_LABEL {
+                Some(name)
+            } else {
+                labels.and_then(|l| l.get(key)).map(String::as_str)
+            }
+        })
+    }
+
     /// Addresses of node `name`.
     pub fn node_ips(&self, name: &str) -> &[IpAddr] {
         self.nodes

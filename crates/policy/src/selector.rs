@@ -13,16 +13,22 @@ impl LabelSelector {
     /// `k8s.io/apimachinery/pkg/labels`. An unsupported operator matches nothing (validation
     /// rejects it before it can get here).
     pub fn matches(&self, labels: &Labels) -> bool {
+        self.matches_with(|key| labels.get(key).map(String::as_str))
+    }
+
+    /// [`LabelSelector::matches`] over a lookup function, so callers can overlay labels
+    /// (e.g. a namespace's automatic name label) without copying the map.
+    pub fn matches_with<'a>(&self, label: impl Fn(&str) -> Option<&'a str>) -> bool {
         let labels_ok = self
             .match_labels
             .iter()
-            .all(|(k, v)| labels.get(k) == Some(v));
+            .all(|(k, v)| label(k) == Some(v.as_str()));
         labels_ok
             && self.match_expressions.iter().all(|req| {
-                let value = labels.get(&req.key);
+                let value = label(&req.key);
                 match &req.operator {
-                    Operator::In => value.is_some_and(|v| req.values.contains(v)),
-                    Operator::NotIn => value.is_none_or(|v| !req.values.contains(v)),
+                    Operator::In => value.is_some_and(|v| req.values.iter().any(|x| x == v)),
+                    Operator::NotIn => value.is_none_or(|v| !req.values.iter().any(|x| x == v)),
                     Operator::Exists => value.is_some(),
                     Operator::DoesNotExist => value.is_none(),
                     Operator::Unsupported(_) => false,

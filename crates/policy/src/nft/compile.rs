@@ -1,6 +1,6 @@
 //! Policies + inventory → [`Ruleset`] for one node (pure).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use super::ident::{Ident, fnv1a};
@@ -115,6 +115,9 @@ struct Builder {
     sets: BTreeMap<Ident, AddrSet>,
     chains: BTreeMap<Ident, Vec<Rule>>,
     maps: BTreeMap<(Direction, Family, IpAddr), Ident>,
+    /// Egress named-port rules per (policy, rule, protocol, name): they do not depend on
+    /// the source pod.
+    named_cache: HashMap<String, Vec<Rule>>,
 }
 
 impl Builder {
@@ -158,23 +161,28 @@ impl Builder {
             return vec![None];
         }
         let hash = fnv1a(&ctx.key());
-        [(Family::V4, "s4"), (Family::V6, "s6")]
+        let names = [
+            (Family::V4, Ident::hashed("s4", hash)),
+            (Family::V6, Ident::hashed("s6", hash)),
+        ];
+        // Every pod the rule's policy selects shares these sets: compute them once.
+        if names.iter().any(|(_, n)| !self.sets.contains_key(n)) {
+            let ranges = peer_ranges(ctx, peers);
+            for (family, name) in &names {
+                let elements = normalize(*family, ranges.clone());
+                self.sets.insert(
+                    name.clone(),
+                    AddrSet {
+                        name: name.clone(),
+                        family: *family,
+                        elements,
+                    },
+                );
+            }
+        }
+        names
             .into_iter()
-            .map(|(family, tag)| {
-                let name = Ident::hashed(tag, hash);
-                if !self.sets.contains_key(&name) {
-                    let elements = normalize(family, peer_ranges(ctx, peers));
-                    self.sets.insert(
-                        name.clone(),
-                        AddrSet {
-                            name: name.clone(),
-                            family,
-                            elements,
-                        },
-                    );
-                }
-                Some((ctx.field(), family, name))
-            })
+            .map(|(family, name)| Some((ctx.field(), family, name)))
             .collect()
     }
 
@@ -187,6 +195,10 @@ impl Builder {
         l4: L4,
         name: &str,
     ) -> Vec<Rule> {
+        let cache_key = format!("{}/{l4:?}/{name}", ctx.key());
+        if let Some(rules) = self.named_cache.get(&cache_key) {
+            return rules.clone();
+        }
         let protocol = protocol_of(l4);
         let mut by_port: BTreeMap<u16, Vec<AddrRange>> = BTreeMap::new();
         for pod in &ctx.cluster.pods {
@@ -234,6 +246,7 @@ impl Builder {
                 });
             }
         }
+        self.named_cache.insert(cache_key, out.clone());
         out
     }
 
