@@ -120,6 +120,13 @@ fn pod_wiring_round_trip() {
             .any(|r| r.is_default() && r.gateway == default_v6.gateway)
     );
 
+    // Carrier reaches the bridge port asynchronously; ping once it forwards.
+    common::wait_until("host veth oper up", || {
+        host.nl.link_by_index(veth.index).unwrap().oper_up
+    });
+    common::wait_until("pod eth0 oper up", || {
+        pod.nl.link_by_index(eth0.index).unwrap().oper_up
+    });
     common::run_ok(&pod.ns, &["ping", "-c1", "-W1", "10.99.0.1"]);
     common::run_ok(&pod.ns, &["ping", "-6", "-c1", "-W1", "fd99::1"]);
     common::run_ok(&host.ns, &["ping", "-c1", "-W1", "10.99.0.2"]);

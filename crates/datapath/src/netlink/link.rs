@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo,
-    LinkMessage,
+    LinkMessage, State,
 };
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
@@ -34,6 +34,10 @@ pub struct LinkInfo {
     pub mtu: u32,
     /// Administratively up (IFF_UP).
     pub up: bool,
+    /// Operationally up (IFLA_OPERSTATE is UP): carrier present. The kernel updates this
+    /// asynchronously (linkwatch, up to ~1 s) after both veth ends are set up; a bridge
+    /// port only forwards once it is.
+    pub oper_up: bool,
     /// Promiscuous mode flag (IFF_PROMISC).
     pub promisc: bool,
     /// Index of the bridge (or other controller) this link is enslaved to.
@@ -43,6 +47,8 @@ pub struct LinkInfo {
     pub link: Option<u32>,
     /// `IFLA_LINK_NETNSID`: set when the peer/underlay lives in another namespace.
     pub link_netnsid: Option<i32>,
+    /// `IFLA_IFALIAS`: free text an owner can leave on a link (weft records the attachment).
+    pub alias: Option<String>,
 }
 
 /// A veth pair to create: host end in the socket's namespace, peer anywhere.
@@ -228,6 +234,20 @@ impl Netlink {
         self.set_link(&format!("set link #{index} address"), msg)
     }
 
+    /// Sets the link's alias (`IFLA_IFALIAS`, at most 255 bytes); an empty string clears it.
+    pub fn set_alias(&mut self, index: u32, alias: &str) -> Result<()> {
+        if alias.len() > 255 {
+            return Err(DatapathError::Invalid(format!(
+                "alias of {} bytes is too long",
+                alias.len()
+            )));
+        }
+        let mut msg = LinkUnspec::new_with_index(index).build();
+        msg.attributes
+            .push(LinkAttribute::IfAlias(alias.to_string()));
+        self.set_link(&format!("set link #{index} alias"), msg)
+    }
+
     /// Enslaves the link to `master` (a bridge), or releases it with `None`.
     pub fn set_master(&mut self, index: u32, master: Option<u32>) -> Result<()> {
         let builder = LinkUnspec::new_with_index(index);
@@ -326,19 +346,23 @@ pub fn parse_link(msg: &LinkMessage) -> LinkInfo {
         mac: None,
         mtu: 0,
         up: msg.header.flags.contains(LinkFlags::Up),
+        oper_up: false,
         promisc: msg.header.flags.contains(LinkFlags::Promisc),
         master: None,
         link: None,
         link_netnsid: None,
+        alias: None,
     };
     for attr in &msg.attributes {
         match attr {
             LinkAttribute::IfName(name) => info.name.clone_from(name),
             LinkAttribute::Address(bytes) => info.mac = <Mac>::try_from(bytes.as_slice()).ok(),
             LinkAttribute::Mtu(mtu) => info.mtu = *mtu,
+            LinkAttribute::OperState(state) => info.oper_up = *state == State::Up,
             LinkAttribute::Controller(master) if *master != 0 => info.master = Some(*master),
             LinkAttribute::Link(link) if *link != 0 => info.link = Some(*link),
             LinkAttribute::LinkNetNsId(id) => info.link_netnsid = Some(*id),
+            LinkAttribute::IfAlias(alias) if !alias.is_empty() => info.alias = Some(alias.clone()),
             LinkAttribute::LinkInfo(infos) => {
                 info.kind = link_kind(infos);
                 if let Some(underlay) = vxlan_underlay(infos) {

@@ -62,3 +62,15 @@ pub fn net(s: &str) -> ipnet::IpNet {
 pub fn ip(s: &str) -> std::net::IpAddr {
     s.parse().unwrap()
 }
+
+/// Polls `cond` every 20 ms for up to 3 s.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
