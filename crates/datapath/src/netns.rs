@@ -39,6 +39,18 @@ impl NetnsFd {
         NetnsFd::open("/proc/thread-self/ns/net")
     }
 
+    /// A second descriptor for the same namespace.
+    pub fn try_clone(&self) -> Result<NetnsFd> {
+        let file = self
+            .file
+            .try_clone()
+            .map_err(|e| DatapathError::io("dup netns fd", e))?;
+        Ok(NetnsFd {
+            file,
+            path: self.path.clone(),
+        })
+    }
+
     /// The path this was opened from (informational only).
     pub fn path(&self) -> &Path {
         &self.path

@@ -52,6 +52,8 @@ fn pod_wiring_round_trip() {
     host.nl.set_up(veth.index, true).unwrap();
     let veth = host.nl.link_by_index(veth.index).unwrap();
     assert_eq!(veth.master, Some(br.index));
+    let port = veth.bridge_port.unwrap();
+    assert_eq!((port.hairpin, port.learning), (Some(true), Some(true)));
     assert!(veth.up);
     assert!(host.nl.find_link("eth0").unwrap().is_none());
 

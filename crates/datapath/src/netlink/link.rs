@@ -4,8 +4,8 @@ use std::net::IpAddr;
 
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo,
-    LinkMessage, State,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVeth, InfoVxlan, LinkAttribute,
+    LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, State,
 };
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
@@ -13,11 +13,10 @@ use super::{CREATE_EXCL, Netlink};
 use crate::error::{DatapathError, Result};
 use crate::netns::NetnsFd;
 
+pub use super::mac::Mac;
+
 /// Linux limits interface names to IFNAMSIZ - 1 bytes.
 pub const MAX_IFNAME_LEN: usize = 15;
-
-/// A MAC address.
-pub type Mac = [u8; 6];
 
 /// What the kernel reports about one link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +41,8 @@ pub struct LinkInfo {
     pub promisc: bool,
     /// Index of the bridge (or other controller) this link is enslaved to.
     pub master: Option<u32>,
+    /// Bridge port options as reported (IFLA_INFO_SLAVE_DATA) when enslaved to a bridge.
+    pub bridge_port: Option<BridgePortFlags>,
     /// For a veth the peer's index (IFLA_LINK, an index in the peer's namespace); for a
     /// vxlan the underlay device (IFLA_VXLAN_LINK).
     pub link: Option<u32>,
@@ -349,6 +350,7 @@ pub fn parse_link(msg: &LinkMessage) -> LinkInfo {
         oper_up: false,
         promisc: msg.header.flags.contains(LinkFlags::Promisc),
         master: None,
+        bridge_port: None,
         link: None,
         link_netnsid: None,
         alias: None,
@@ -368,6 +370,7 @@ pub fn parse_link(msg: &LinkMessage) -> LinkInfo {
                 if let Some(underlay) = vxlan_underlay(infos) {
                     info.link = Some(underlay);
                 }
+                info.bridge_port = bridge_port(infos);
             }
             _ => {}
         }
@@ -378,6 +381,23 @@ pub fn parse_link(msg: &LinkMessage) -> LinkInfo {
 fn link_kind(infos: &[NlLinkInfo]) -> Option<String> {
     infos.iter().find_map(|info| match info {
         NlLinkInfo::Kind(kind) => Some(kind_name(kind)),
+        _ => None,
+    })
+}
+
+fn bridge_port(infos: &[NlLinkInfo]) -> Option<BridgePortFlags> {
+    infos.iter().find_map(|info| match info {
+        NlLinkInfo::PortData(InfoPortData::BridgePort(data)) => {
+            let mut flags = BridgePortFlags::default();
+            for item in data {
+                match item {
+                    InfoBridgePort::HairpinMode(on) => flags.hairpin = Some(*on),
+                    InfoBridgePort::Learning(on) => flags.learning = Some(*on),
+                    _ => {}
+                }
+            }
+            Some(flags)
+        }
         _ => None,
     })
 }
@@ -400,32 +420,6 @@ fn kind_name(kind: &InfoKind) -> String {
     }
 }
 
-/// Formats a MAC as `aa:bb:cc:dd:ee:ff`.
-pub fn format_mac(mac: &Mac) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-/// Parses `aa:bb:cc:dd:ee:ff`.
-pub fn parse_mac(text: &str) -> Result<Mac> {
-    let bad = || DatapathError::Invalid(format!("bad MAC {text:?}"));
-    let mut mac = [0u8; 6];
-    let mut parts = text.split(':');
-    for byte in &mut mac {
-        let part = parts.next().ok_or_else(bad)?;
-        if part.len() != 2 {
-            return Err(bad());
-        }
-        *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
-    }
-    if parts.next().is_some() {
-        return Err(bad());
-    }
-    Ok(mac)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,14 +431,5 @@ mod tests {
         for bad in ["", "1234567890123456", "a/b", "a b", "..", "a:1"] {
             assert!(validate_ifname(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn mac_round_trip() {
-        let mac = parse_mac("02:42:ac:11:00:02").unwrap();
-        assert_eq!(format_mac(&mac), "02:42:ac:11:00:02");
-        assert!(parse_mac("02:42:ac:11:00").is_err());
-        assert!(parse_mac("02:42:ac:11:00:02:01").is_err());
-        assert!(parse_mac("zz:42:ac:11:00:02").is_err());
     }
 }

@@ -7,11 +7,13 @@
 
 pub mod addr;
 pub mod link;
+pub mod mac;
 pub mod neigh;
 pub mod route;
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -21,10 +23,14 @@ use crate::error::{DatapathError, Result};
 use crate::netns::{NetnsFd, run_in_netns};
 
 pub use addr::AddrInfo;
+pub use link::validate_ifname;
 pub use link::{BridgePortFlags, LinkInfo, VethSpec, VxlanSpec};
-pub use link::{Mac, format_mac, parse_mac, validate_ifname};
+pub use mac::{Mac, format_mac, parse_mac};
 pub use neigh::{FdbEntry, Neighbour};
 pub use route::{RouteScopeKind, RouteSpec};
+
+/// How often an interrupted (inconsistent) dump is tried.
+const DUMP_ATTEMPTS: u32 = 3;
 
 /// Flags for creating an object that must not exist yet (fails with EEXIST).
 pub(crate) const CREATE_EXCL: u16 =
@@ -116,24 +122,44 @@ impl Netlink {
     }
 
     /// Sends a dump request and collects every inner message until NLMSG_DONE.
+    ///
+    /// A dump that raced with a change is flagged NLM_F_DUMP_INTR and may be inconsistent;
+    /// it is repeated a few times before the last result is returned anyway.
     pub(crate) fn dump(
         &mut self,
         op: &str,
         message: RouteNetlinkMessage,
     ) -> Result<Vec<RouteNetlinkMessage>> {
+        let mut attempt = 0;
+        loop {
+            let (messages, interrupted) = self.dump_once(op, message.clone())?;
+            attempt += 1;
+            if !interrupted || attempt >= DUMP_ATTEMPTS {
+                return Ok(messages);
+            }
+        }
+    }
+
+    fn dump_once(
+        &mut self,
+        op: &str,
+        message: RouteNetlinkMessage,
+    ) -> Result<(Vec<RouteNetlinkMessage>, bool)> {
         let seq = self.send(op, message, NLM_F_REQUEST | NLM_F_DUMP)?;
         let mut collected = Vec::new();
+        let mut interrupted = false;
         loop {
             for reply in self.receive(op)? {
                 if reply.header.sequence_number != seq {
                     continue;
                 }
+                interrupted |= reply.header.flags & NLM_F_DUMP_INTR != 0;
                 match reply.payload {
                     NetlinkPayload::InnerMessage(inner) => collected.push(inner),
-                    NetlinkPayload::Done(_) => return Ok(collected),
+                    NetlinkPayload::Done(_) => return Ok((collected, interrupted)),
                     NetlinkPayload::Error(err) => match err.code {
                         Some(code) => return Err(netlink_error(op, code.get())),
-                        None => return Ok(collected),
+                        None => return Ok((collected, interrupted)),
                     },
                     _ => {}
                 }

@@ -8,7 +8,8 @@ use netlink_packet_route::neighbour::{
 use netlink_packet_route::route::RouteType;
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::link::{Mac, format_mac, tolerate_missing};
+use super::link::tolerate_missing;
+use super::mac::{Mac, format_mac};
 use super::{CREATE_EXCL, CREATE_REPLACE, IpFamily, Netlink};
 use crate::error::Result;
 
