@@ -1,0 +1,103 @@
+//! DEL: best effort and idempotent. Every step runs even when an earlier one failed; the
+//! namespace may be gone, the link may be gone, the reservation may be gone: all success.
+
+use std::net::IpAddr;
+
+use weft_datapath::NetnsFd;
+use weft_datapath::netlink::Netlink;
+
+use super::who;
+use crate::apply::undo;
+use crate::conf::MainConf;
+use crate::error::PluginError;
+use crate::ipam::IpamBackend;
+use crate::masq;
+use crate::naming;
+use crate::plan::{AttachmentPlan, plan_attachment};
+use crate::skel::Request;
+
+pub(super) fn del(req: &Request) -> Result<(), PluginError> {
+    let conf = MainConf::from_value(&req.raw)?;
+    let backend = IpamBackend::from_request(req)?;
+    let mut errors = Vec::new();
+
+    // IPAM first: even with no namespace at all, the address must come back.
+    let released = backend.del(req).unwrap_or_else(|e| {
+        errors.push(e);
+        Vec::new()
+    });
+
+    // The pod end: deleting it deletes the host end too.
+    if let Some(path) = req.env.netns.as_ref() {
+        if let Ok(ns) = NetnsFd::open(path) {
+            if let Err(e) = delete_pod_link(&ns, req.ifname()) {
+                errors.push(e);
+            }
+        }
+    }
+    // The host end, found by its deterministic name (covers a vanished namespace).
+    let plan = skeleton_plan(&conf, req);
+    match Netlink::open() {
+        Ok(mut node) => {
+            if let Err(e) = undo(&mut node, &plan) {
+                errors.push(e);
+            }
+        }
+        Err(e) => errors.push(PluginError::datapath("open netlink", e)),
+    }
+    if conf.ip_masq {
+        if let Err(e) = remove_masq(req, released) {
+            errors.push(e);
+        }
+    }
+    PluginError::from_list(errors)
+}
+
+fn delete_pod_link(ns: &NetnsFd, ifname: &str) -> Result<(), PluginError> {
+    let mut pod = Netlink::open_in(ns).map_err(|e| PluginError::datapath("open pod netlink", e))?;
+    pod.delete_link_by_name(ifname)
+        .map(|_| ())
+        .map_err(|e| PluginError::datapath(format!("delete {ifname} in pod"), e))
+}
+
+/// The naming part of the plan is all DEL needs; it does not depend on addresses.
+fn skeleton_plan(conf: &MainConf, req: &Request) -> AttachmentPlan {
+    plan_attachment(conf, who(req), &[], &[]).unwrap_or_else(|_| AttachmentPlan {
+        host_veth: naming::host_veth_name(&req.conf.name, req.container_id(), req.ifname()),
+        alias: naming::attachment_alias(&req.conf.name, req.container_id(), req.ifname()),
+        pod_ifname: req.ifname().to_string(),
+        mtu: None,
+        hairpin: false,
+        bridge: None,
+        pod_addrs: Vec::new(),
+        pod_routes: Vec::new(),
+        host_addrs: Vec::new(),
+        host_routes: Vec::new(),
+        forwarding: (false, false),
+        masq: None,
+    })
+}
+
+/// Removes this attachment's masquerade elements: the addresses IPAM just released, those in
+/// `prevResult`, and, when neither is known (delegated IPAM without `prevResult`), whatever
+/// the table has tagged with this attachment.
+fn remove_masq(req: &Request, mut ips: Vec<IpAddr>) -> Result<(), PluginError> {
+    if let Ok(Some(prev)) = req.conf.prev_result(req.version) {
+        ips.extend(prev.ips.iter().map(|ip| ip.address.addr()));
+    }
+    if ips.is_empty() {
+        let tag = naming::nft_tag(&req.conf.name, req.container_id(), req.ifname());
+        ips = masq::tagged_elements(None)?
+            .into_iter()
+            .filter(|(_, t)| *t == tag)
+            .map(|(ip, _)| ip)
+            .collect();
+    }
+    ips.sort();
+    ips.dedup();
+    if ips.is_empty() {
+        return Ok(());
+    }
+    weft_datapath::nft::apply_nft(&masq::del_script(&ips), None)
+        .map_err(|e| PluginError::datapath("remove masquerade elements", e))
+}

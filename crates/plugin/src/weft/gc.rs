@@ -1,0 +1,83 @@
+//! GC (CNI 1.1): release everything whose attachment is not in `cni.dev/valid-attachments`:
+//! IPAM reservations, host veths left behind, masquerade elements. Keeps going after errors.
+
+use std::collections::HashSet;
+
+use weft_datapath::netlink::Netlink;
+use weft_proto::ValidAttachments;
+
+use crate::conf::MainConf;
+use crate::error::PluginError;
+use crate::ipam::IpamBackend;
+use crate::masq;
+use crate::naming;
+use crate::skel::Request;
+
+pub(super) fn gc(req: &Request) -> Result<(), PluginError> {
+    let conf = MainConf::from_value(&req.raw)?;
+    let backend = IpamBackend::from_request(req)?;
+    // Per this project's rule, an absent key and a `null` list both mean nothing is valid.
+    let valid = ValidAttachments::from_config(&req.raw)?;
+    let valid: HashSet<(String, String)> = valid
+        .set
+        .iter()
+        .map(|a| (a.container_id.clone(), a.ifname.clone()))
+        .collect();
+    let mut errors = Vec::new();
+
+    if let Err(e) = backend.gc(req, &valid) {
+        errors.push(e);
+    }
+    if let Err(e) = gc_links(&req.conf.name, &valid) {
+        errors.push(e);
+    }
+    if conf.ip_masq {
+        if let Err(e) = gc_masq(&req.conf.name, &valid) {
+            errors.push(e);
+        }
+    }
+    PluginError::from_list(errors)
+}
+
+/// Host veths carry their attachment in their alias; those of this network that are not
+/// valid any more are deleted (which deletes their pod end too, if it still exists).
+fn gc_links(network: &str, valid: &HashSet<(String, String)>) -> Result<(), PluginError> {
+    let mut node = Netlink::open().map_err(|e| PluginError::datapath("open netlink", e))?;
+    let links = node
+        .links()
+        .map_err(|e| PluginError::datapath("list links", e))?;
+    let mut errors = Vec::new();
+    for link in links {
+        let Some((net, cid, ifname)) = link.alias.as_deref().and_then(naming::parse_alias) else {
+            continue;
+        };
+        if net != network || valid.contains(&(cid.to_string(), ifname.to_string())) {
+            continue;
+        }
+        if let Err(e) = node.delete_link(link.index) {
+            errors.push(PluginError::datapath(
+                format!("delete stale {}", link.name),
+                e,
+            ));
+        }
+    }
+    PluginError::from_list(errors)
+}
+
+fn gc_masq(network: &str, valid: &HashSet<(String, String)>) -> Result<(), PluginError> {
+    let prefix = naming::nft_network_prefix(network);
+    let keep: HashSet<String> = valid
+        .iter()
+        .map(|(cid, ifname)| naming::nft_tag(network, cid, ifname))
+        .collect();
+    let stale: Vec<_> = masq::tagged_elements(None)?
+        .into_iter()
+        .filter(|(_, tag)| tag.starts_with(&prefix) && !keep.contains(tag))
+        .map(|(ip, _)| ip)
+        .collect();
+    if stale.is_empty() {
+        return Ok(());
+    }
+    weft_datapath::nft::apply_nft(&masq::del_script(&stale), None)
+        .map_err(|e| PluginError::datapath("remove stale masquerade elements", e))
+}
