@@ -140,14 +140,18 @@ fn check(kind: &str, key: Option<&str>) -> Result<(), StoreError> {
 impl EtcdStore {
     async fn keep_alive_once(&self, lease: LeaseId) -> Result<Duration, StoreError> {
         let mut client = self.client.clone();
-        let (mut keeper, mut responses) = client.lease_keep_alive(lease.0).await?;
+        let (mut keeper, mut responses) = client
+            .lease_keep_alive(lease.0)
+            .await
+            .map_err(|e| lease_error(e, lease))?;
         keeper
             .keep_alive()
             .await
             .map_err(|e| lease_error(e, lease))?;
         let reply = tokio::time::timeout(self.request_timeout, responses.message())
             .await
-            .map_err(|_| StoreError::Etcd("lease keep-alive timed out".to_string()))??;
+            .map_err(|_| StoreError::Etcd("lease keep-alive timed out".to_string()))?
+            .map_err(|e| lease_error(e, lease))?;
         match reply {
             Some(r) if r.ttl() > 0 => Ok(Duration::from_secs(r.ttl().unsigned_abs())),
             _ => Err(StoreError::LeaseNotFound(lease)),

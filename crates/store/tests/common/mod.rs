@@ -184,10 +184,8 @@ pub async fn kv_conditions_and_leases(store: &dyn Datastore, ttl: Duration) {
     store.revoke_lease(lease).await.unwrap();
     assert!(store.get("pods", "leased").await.unwrap().is_none());
     store.revoke_lease(lease).await.unwrap();
-    assert!(matches!(
-        store.keep_alive(lease).await,
-        Err(StoreError::LeaseNotFound(_))
-    ));
+    let ka = store.keep_alive(lease).await;
+    assert!(matches!(ka, Err(StoreError::LeaseNotFound(_))), "{ka:?}");
 }
 
 pub async fn watch_sees_put_delete_and_expiry(store: &dyn Datastore, ttl: Duration) {
@@ -272,10 +270,8 @@ pub async fn keep_alive_keeps_and_expiry_frees(store: &dyn Datastore, ttl: Durat
         .collect();
     assert!(holders.iter().all(|n| n == "kept"), "{holders:?}");
     assert_eq!(holders.len(), 2);
-    assert!(matches!(
-        store.keep_alive(dropper).await,
-        Err(StoreError::LeaseNotFound(_))
-    ));
+    let ka = store.keep_alive(dropper).await;
+    assert!(matches!(ka, Err(StoreError::LeaseNotFound(_))), "{ka:?}");
     // The freed subnets are handed out again, first-free.
     let newcomer = store.grant_lease(Duration::from_secs(60)).await.unwrap();
     let got = subnets::claim_node_subnets(store, &cfg, "new", newcomer)
