@@ -155,6 +155,10 @@ fn pod_wiring_round_trip() {
     assert!(host.nl.set_up(999_999, true).unwrap_err().is_not_found());
 
     // tolerant deletes
+    let read_back = routes6.iter().find(|r| r.is_default()).unwrap();
+    assert!(default_v6.is_satisfied_by(read_back));
+    assert!(pod.nl.delete_route(&default_v6).unwrap());
+    assert!(!pod.nl.delete_route(&default_v6).unwrap());
     assert!(pod.nl.delete_route(&onlink).unwrap());
     assert!(!pod.nl.delete_route(&onlink).unwrap());
     assert!(pod.nl.delete_addr(eth0.index, net("10.99.0.2/24")).unwrap());

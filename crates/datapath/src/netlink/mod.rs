@@ -265,3 +265,41 @@ impl IpFamily {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::DoneMessage;
+    use netlink_packet_route::link::LinkMessage;
+
+    fn encode(seq: u32, payload: NetlinkPayload<RouteNetlinkMessage>) -> Vec<u8> {
+        let mut header = NetlinkHeader::default();
+        header.sequence_number = seq;
+        let mut msg = NetlinkMessage::new(header, payload);
+        msg.finalize();
+        let mut buf = vec![0; msg.buffer_len()];
+        msg.serialize(&mut buf);
+        buf
+    }
+
+    #[test]
+    fn splits_back_to_back_messages() {
+        let mut link = LinkMessage::default();
+        link.header.index = 7;
+        let mut datagram = encode(
+            1,
+            NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)),
+        );
+        datagram.extend(encode(1, NetlinkPayload::Done(DoneMessage::default())));
+        let messages = split_messages("test", &datagram).unwrap();
+        assert_eq!(messages.len(), 2);
+        assert!(matches!(messages[1].payload, NetlinkPayload::Done(_)));
+    }
+
+    #[test]
+    fn maps_negative_error_codes_to_errno() {
+        let err = netlink_error("add link x", -17);
+        assert!(err.is_exists());
+        assert!(netlink_error("del link x", -19).is_not_found());
+    }
+}

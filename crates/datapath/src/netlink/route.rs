@@ -78,6 +78,27 @@ impl RouteSpec {
         }
     }
 
+    /// Whether `actual` (as read back by [`Netlink::routes`]) is this route: equal
+    /// destination, and equal in every optional field this spec sets. Kernel-filled fields
+    /// the spec leaves unset (table, protocol, metric) are not compared; `table: None`
+    /// means main. Meant for CNI CHECK.
+    pub fn is_satisfied_by(&self, actual: &RouteSpec) -> bool {
+        fn same<T: PartialEq>(want: Option<T>, got: Option<T>) -> bool {
+            want.is_none() || want == got
+        }
+        self.dst == actual.dst
+            && self.scope == actual.scope
+            && (!self.onlink || actual.onlink)
+            && self.table.unwrap_or(TABLE_MAIN) == actual.table.unwrap_or(TABLE_MAIN)
+            && same(self.gateway, actual.gateway)
+            && same(self.oif, actual.oif)
+            && same(self.metric, actual.metric)
+            && same(self.mtu, actual.mtu)
+            && same(self.advmss, actual.advmss)
+            && same(self.proto, actual.proto)
+            && same(self.prefsrc, actual.prefsrc)
+    }
+
     /// Whether this is a default route.
     pub fn is_default(&self) -> bool {
         self.dst.prefix_len() == 0
@@ -255,6 +276,22 @@ mod tests {
         let msg = route_message(&spec);
         assert_eq!(msg.header.table, RT_TABLE_COMPAT);
         assert_eq!(parse_route(&msg), Some(spec));
+    }
+
+    #[test]
+    fn satisfied_by_ignores_unset_fields() {
+        let mut want = RouteSpec::to("0.0.0.0/0".parse().unwrap());
+        want.gateway = Some("10.0.0.1".parse().unwrap());
+        let mut got = want.clone();
+        got.table = Some(TABLE_MAIN);
+        got.proto = Some(PROTO_STATIC);
+        got.oif = Some(3);
+        assert!(want.is_satisfied_by(&got));
+        got.gateway = Some("10.0.0.2".parse().unwrap());
+        assert!(!want.is_satisfied_by(&got));
+        want.gateway = None;
+        want.table = Some(100);
+        assert!(!want.is_satisfied_by(&got));
     }
 
     #[test]
