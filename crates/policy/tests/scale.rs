@@ -1,6 +1,6 @@
 //! Scale: compile time and table shape with many pods and policies. Size via
 //! `WEFT_POLICY_SCALE` (default 200 pods and 200 policies so CI stays fast; the issue's
-//! benchmark uses 1000).
+//! benchmark uses 1000). `WEFT_POLICY_DUMP=<file>` writes the rendered table for timing `nft -f`.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -84,6 +84,9 @@ fn compile_at_scale() {
         rs.chains.len(),
         text.len()
     );
+    if let Some(path) = std::env::var_os("WEFT_POLICY_DUMP") {
+        std::fs::write(path, &text).unwrap();
+    }
     // Pods with equal labels and ports share chains: far fewer chains than pods.
     assert!(rs.chains.len() <= 2 * 50 + 2, "{} chains", rs.chains.len());
 }

@@ -49,12 +49,11 @@ pub fn compile(cluster: &Cluster, node: &str) -> Ruleset {
             });
             let mut chain_rules = Vec::new();
             for policy in policies {
-                for (index, rule) in rules(policy, direction).iter().enumerate() {
+                for rule in &rules(policy, direction) {
                     let ctx = RuleCtx {
                         cluster,
                         policy,
                         direction,
-                        index,
                         target: pod,
                     };
                     chain_rules.extend(b.compile_rule(&ctx, rule));
@@ -79,20 +78,17 @@ struct RuleCtx<'a> {
     cluster: &'a Cluster,
     policy: &'a ValidatedPolicy,
     direction: Direction,
-    index: usize,
     /// The policed pod (resolves named ports for ingress).
     target: &'a Pod,
 }
 
 impl RuleCtx<'_> {
-    fn key(&self) -> String {
-        format!(
-            "{}/{}/{:?}/{}",
-            self.policy.namespace(),
-            self.policy.metadata.name,
-            self.direction,
-            self.index
-        )
+    /// Identity of a peer list: its definition plus the policy namespace (which a bare
+    /// podSelector refers to). Sets are named by it, so equal peer lists in different
+    /// policies share one set, and a set keeps its name while pods and labels change.
+    fn peers_key(&self, peers: &[NetworkPolicyPeer]) -> String {
+        let definition = serde_json::to_string(peers).unwrap_or_default();
+        format!("{}|{definition}", self.policy.namespace())
     }
 
     fn field(&self) -> AddrField {
@@ -115,8 +111,8 @@ struct Builder {
     sets: BTreeMap<Ident, AddrSet>,
     chains: BTreeMap<Ident, Vec<Rule>>,
     maps: BTreeMap<(Direction, Family, IpAddr), Ident>,
-    /// Egress named-port rules per (policy, rule, protocol, name): they do not depend on
-    /// the source pod.
+    /// Egress named-port rules per (peers, protocol, name): they do not depend on the
+    /// source pod.
     named_cache: HashMap<String, Vec<Rule>>,
 }
 
@@ -160,7 +156,7 @@ impl Builder {
         if peers.is_empty() {
             return vec![None];
         }
-        let hash = fnv1a(&ctx.key());
+        let hash = fnv1a(&ctx.peers_key(peers));
         let names = [
             (Family::V4, Ident::hashed("s4", hash)),
             (Family::V6, Ident::hashed("s6", hash)),
@@ -195,7 +191,7 @@ impl Builder {
         l4: L4,
         name: &str,
     ) -> Vec<Rule> {
-        let cache_key = format!("{}/{l4:?}/{name}", ctx.key());
+        let cache_key = format!("{}/{l4:?}/{name}", ctx.peers_key(peers));
         if let Some(rules) = self.named_cache.get(&cache_key) {
             return rules.clone();
         }
@@ -224,7 +220,7 @@ impl Builder {
         }
         let mut out = Vec::new();
         for (number, ranges) in by_port {
-            let hash = fnv1a(&format!("{}/{l4:?}/{name}/{number}", ctx.key()));
+            let hash = fnv1a(&format!("{cache_key}/{number}"));
             for (family, tag) in [(Family::V4, "n4"), (Family::V6, "n6")] {
                 let set = Ident::hashed(tag, hash);
                 let elements = normalize(family, ranges.clone());
