@@ -394,3 +394,61 @@ fn pick<'a>(ep: &Endpoint, pod: Option<&'a Pod>, want_v4: bool) -> Result<Resolv
         (None, None) => Err(EvalError::NoAddress(String::new())),
     }
 }
+
+impl std::fmt::Display for Direction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Direction::Ingress => "ingress",
+            Direction::Egress => "egress",
+        })
+    }
+}
+
+impl std::fmt::Display for PolicyRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+impl std::fmt::Display for Decision {
+    /// One line for `weftctl policy trace`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Decision::Loopback => write!(f, "allowed: a pod talking to itself is never filtered"),
+            Decision::FromOwnNode { node } => write!(
+                f,
+                "ingress allowed: source is node {node}, the destination's own node"
+            ),
+            Decision::NotAPod { direction } => {
+                write!(f, "{direction} allowed: that end is not a pod")
+            }
+            Decision::NotIsolated { direction } => {
+                write!(
+                    f,
+                    "{direction} allowed: no policy isolates the pod for {direction}"
+                )
+            }
+            Decision::AllowedBy {
+                direction,
+                policy,
+                rule,
+            } => {
+                write!(
+                    f,
+                    "{direction} allowed by NetworkPolicy {policy}, spec.{direction}[{rule}]"
+                )
+            }
+            Decision::DeniedByIsolation {
+                direction,
+                policies,
+            } => {
+                let names: Vec<String> = policies.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "{direction} denied: isolated by {} and no rule matches",
+                    names.join(", ")
+                )
+            }
+        }
+    }
+}

@@ -225,3 +225,29 @@ fn user_label_cannot_spoof_namespace_name() {
             .allowed
     );
 }
+
+#[test]
+fn decisions_read_well() {
+    let c = with(&[DENY_ALL_X_BOTH]);
+    let v = evaluate(&c, &ep("y/a"), &ep("x/b"), &Tcp, 80).unwrap();
+    let lines: Vec<String> = v.reasons.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        lines,
+        [
+            "egress allowed: no policy isolates the pod for egress",
+            "ingress denied: isolated by x/deny and no rule matches"
+        ]
+    );
+    let d = Decision::AllowedBy {
+        direction: Direction::Egress,
+        policy: PolicyRef {
+            namespace: "x".into(),
+            name: "p".into(),
+        },
+        rule: 2,
+    };
+    assert_eq!(
+        d.to_string(),
+        "egress allowed by NetworkPolicy x/p, spec.egress[2]"
+    );
+}
