@@ -149,6 +149,20 @@ fn pod_wiring_round_trip() {
             .unwrap_err()
             .is_exists()
     );
+    let clash = VethSpec {
+        name: "weftv1",
+        peer_name: "eth0",
+        peer_netns: Some(&pod.fd),
+        mtu: None,
+        mac: None,
+        peer_mac: None,
+    };
+    let err = host.nl.create_veth(&clash).unwrap_err();
+    assert!(err.is_exists(), "peer name taken in pod: {err}");
+    assert!(
+        host.nl.find_link("weftv1").unwrap().is_none(),
+        "nothing half-created"
+    );
     assert!(pod.nl.add_route(&onlink).unwrap_err().is_exists());
     pod.nl.replace_route(&onlink).unwrap();
     assert!(host.nl.link_by_name("nosuch0").unwrap_err().is_not_found());
