@@ -210,6 +210,13 @@ fn link_attribute_changes() {
     n.nl.set_mtu(a.index, 1300).unwrap();
     n.nl.set_mac(a.index, mac).unwrap();
     n.nl.set_promisc(a.index, true).unwrap();
+    n.nl.set_alias(a.index, "weft:ctr-1/eth0").unwrap();
+    assert_eq!(
+        n.nl.link_by_index(a.index).unwrap().alias.as_deref(),
+        Some("weft:ctr-1/eth0")
+    );
+    n.nl.set_alias(a.index, "").unwrap();
+    assert_eq!(n.nl.link_by_index(a.index).unwrap().alias, None);
     let a = n.nl.link_by_name("weftva").unwrap();
     assert_eq!((a.mtu, a.mac, a.promisc), (1300, Some(mac), true));
     let b = n.nl.link_by_name("weftvb").unwrap();
