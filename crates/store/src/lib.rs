@@ -7,17 +7,21 @@
 //! On top of the trait, [`subnets`] implements what the node agent needs: claiming per-node
 //! pod subnets without overlaps, publishing node records, listing and watching them.
 
+mod config;
 mod datastore;
 mod embedded;
 mod error;
 mod etcd;
+mod keeper;
 pub mod subnets;
 mod types;
 
+pub use config::StoreConfig;
 pub use datastore::{Datastore, StoreFuture};
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use error::StoreError;
 pub use etcd::{EtcdOptions, EtcdStore};
+pub use keeper::{LeaseKeeper, LeaseState};
 pub use types::{
     Condition, Entry, LeaseId, Listing, PutOptions, PutOutcome, WatchEvent, WatchStream,
     validate_key, validate_kind,

@@ -146,3 +146,14 @@ async fn client_recovers_after_etcd_restart() {
         "watch must resync with a snapshot after the outage"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_can_start_before_etcd() {
+    let mut etcd = EtcdGuard::start();
+    etcd.stop();
+    let store = connect(&etcd).await;
+    assert!(store.list("nodes").await.is_err());
+    etcd.restart();
+    let listing = eventually(Duration::from_secs(15), || store.list("nodes")).await;
+    assert!(listing.entries.is_empty());
+}
