@@ -52,10 +52,12 @@ pub struct NetworkPolicySpec {
     /// Directions this policy isolates. `None` = absent: see [`NetworkPolicySpec::effective_policy_types`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_types: Option<Vec<PolicyType>>,
-    /// Ingress rules; `None` (absent) and `Some([])` both allow nothing, but see the API text.
+    /// Ingress rules. Absent and `[]` both allow no ingress (the policy only isolates);
+    /// `[{}]` allows all ingress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ingress: Option<Vec<IngressRule>>,
-    /// Egress rules.
+    /// Egress rules. Absent and `[]` both allow no egress when the policy has the Egress
+    /// type; with `policyTypes` absent only a non-empty list turns the Egress type on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress: Option<Vec<EgressRule>>,
 }
@@ -64,8 +66,9 @@ impl NetworkPolicySpec {
     /// The policy types in force. API reference: "If this field is not specified, it will
     /// default based on the existence of ingress or egress rules; policies that contain an
     /// egress section are assumed to affect egress, and all policies (whether or not they
-    /// contain an ingress section) are assumed to affect ingress."
-    /// An empty list counts as absent: the API server defaults on `len == 0`.
+    /// contain an ingress section) are assumed to affect ingress." The API server's
+    /// defaulting (`SetDefaults_NetworkPolicy`) tests `len(spec.egress) != 0` and
+    /// `len(spec.policyTypes) == 0`, so `egress: []` and `policyTypes: []` count as absent.
     /// Returns `(ingress, egress)`.
     pub fn effective_policy_types(&self) -> (bool, bool) {
         match &self.policy_types {
@@ -73,7 +76,10 @@ impl NetworkPolicySpec {
                 types.contains(&PolicyType::Ingress),
                 types.contains(&PolicyType::Egress),
             ),
-            _ => (true, self.egress.is_some()),
+            _ => (
+                true,
+                self.egress.as_ref().is_some_and(|rules| !rules.is_empty()),
+            ),
         }
     }
 }

@@ -86,7 +86,8 @@ fn json_form_and_round_trip() {
     assert_eq!(ports[0].effective_protocol(), Protocol::Udp);
     assert_eq!(ports[1].effective_protocol(), Protocol::Sctp);
     assert_eq!(p.spec.egress, Some(vec![]));
-    assert_eq!(p.spec.effective_policy_types(), (true, true));
+    // Defaulting looks at len(egress): an empty list is no egress section.
+    assert_eq!(p.spec.effective_policy_types(), (true, false));
     let back: NetworkPolicy = serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
     assert_eq!(back, p);
 }
@@ -102,7 +103,10 @@ fn absent_versus_empty_is_preserved() {
     assert_eq!(absent.spec.ingress, None);
     assert_eq!(absent.spec.effective_policy_types(), (true, false));
     assert_eq!(empty.spec.ingress, Some(vec![]));
-    assert_eq!(empty.spec.effective_policy_types(), (true, true));
+    assert_eq!(empty.spec.effective_policy_types(), (true, false));
+    let one: NetworkPolicy =
+        serde_yaml_ng::from_str("metadata: {name: a}\nspec: {egress: [{}]}").unwrap();
+    assert_eq!(one.spec.effective_policy_types(), (true, true));
 }
 
 #[test]

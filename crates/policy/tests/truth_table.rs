@@ -394,11 +394,20 @@ fn t44_match_labels_and_expressions_are_anded() {
 }
 
 #[test]
-fn t45_empty_policy_types_list_defaults() {
+fn t45_empty_policy_types_and_empty_egress_list_isolate_ingress_only() {
+    // The API server defaults on len(policyTypes) == 0 and len(egress) != 0.
     let c = with(&[
         "metadata: {name: p, namespace: x}\nspec: {podSelector: {}, policyTypes: [], egress: []}",
     ]);
-    check(&c, Tcp, 80, |f, t| ns(f) != "x" && ns(t) != "x");
+    check(&c, Tcp, 80, |_, t| ns(t) != "x");
+}
+
+#[test]
+fn t45b_explicit_egress_type_with_empty_egress_list_denies_egress() {
+    let c = with(&[
+        "metadata: {name: p, namespace: x}\nspec: {podSelector: {}, policyTypes: [Ingress, Egress], egress: [], ingress: [{}]}",
+    ]);
+    check(&c, Tcp, 80, |f, _| ns(f) != "x");
 }
 
 #[test]
