@@ -22,6 +22,13 @@
 //! so adding a pod, removing one or changing labels usually changes set and map elements
 //! only ([`element_delta`]).
 //!
+//! `ipBlock.except` is not a separate "preceding" set: the compiler subtracts the except
+//! blocks from the cidr and merges the pieces with the selected pods' addresses into the
+//! rule's one interval set. One lookup per rule, and no ordering between an except-drop and
+//! another rule that might allow the same address. Sets are named by the peer list's
+//! definition (plus the policy namespace), so equal peer lists share one set and a set keeps
+//! its name while its members change.
+//!
 //! Assumptions: only traffic that is routed by the node passes the `forward` hook. Same-node
 //! pods on one Linux bridge talk at L2 and are not seen without `br_netfilter`; the plugin
 //! must route same-node traffic through L3 (or load br_netfilter) for it to be filtered.
