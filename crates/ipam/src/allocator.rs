@@ -169,6 +169,18 @@ fn reserve_choice<S: Store + ?Sized>(
     }
 }
 
+/// The allocations of a repeated ADD, when `held` covers every range set.
+fn existing_allocations(cfg: &IpamConfig, held: &[IpAddr]) -> Option<Vec<Allocation>> {
+    cfg.range_sets
+        .iter()
+        .enumerate()
+        .map(|(index, set)| {
+            let ip = held.iter().copied().find(|ip| set.contains(*ip))?;
+            allocation(set, index, ip).ok()
+        })
+        .collect()
+}
+
 /// Gives (`id`, `ifname`) one address per range set of `cfg`, honouring `requested`.
 /// On any error every address reserved by this call is released again (best effort).
 /// The caller must hold the store lock and have validated `id` and `ifname`.
@@ -180,6 +192,12 @@ pub fn allocate<S: Store + ?Sized>(
     requested: &[IpAddr],
 ) -> Result<Vec<Allocation>, IpamError> {
     let held = store.find(id, ifname)?;
+    if requested.is_empty()
+        && let Some(existing) = existing_allocations(cfg, &held)
+    {
+        // Repeated ADD: answer without scanning the whole store.
+        return Ok(existing);
+    }
     let mut taken = store.taken()?;
     let choices = plan(&cfg.range_sets, requested, &held, &taken)?;
     let mut reserved_now = Vec::new();

@@ -113,19 +113,17 @@ pub fn check<S: Store + ?Sized>(
     ifname: &str,
 ) -> Result<Vec<IpAddr>, IpamError> {
     validate_attachment(id, ifname)?;
-    let all = with_lock(store, |s| Ok(s.reservations()?))?;
-    let mut held: Vec<IpAddr> = all
-        .iter()
-        .filter(|r| r.holder.is_attachment(id, ifname))
-        .map(|r| r.ip)
-        .collect();
-    if held.is_empty() {
-        held = all
-            .iter()
+    let held = with_lock(store, |s| {
+        let exact = s.find(id, ifname)?;
+        if !exact.is_empty() {
+            return Ok(exact);
+        }
+        Ok(s.reservations()?
+            .into_iter()
             .filter(|r| r.holder == Holder::LegacyId(id.to_owned()))
             .map(|r| r.ip)
-            .collect();
-    }
+            .collect::<Vec<_>>())
+    })?;
     if held.is_empty() {
         return Err(IpamError::NotReserved {
             id: id.to_owned(),
@@ -164,6 +162,11 @@ pub fn gc<S: Store + ?Sized>(store: &mut S, valid: &HashSet<(String, String)>) -
                 Ok(false) => {}
                 Err(e) => report.errors.push(e.to_string()),
             }
+        }
+        // After the releases, so index entries of released addresses go too.
+        match s.compact() {
+            Ok(names) => report.debris.extend(names),
+            Err(e) => report.errors.push(e.to_string()),
         }
         Ok(())
     });

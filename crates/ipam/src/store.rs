@@ -4,6 +4,7 @@
 //! held; the operations in [`crate::ops`] take it around each read-modify-write.
 
 pub mod disk;
+mod disk_index;
 pub mod mem;
 
 use std::collections::HashSet;
@@ -91,6 +92,11 @@ pub trait Store {
     fn release(&mut self, ip: IpAddr) -> Result<bool, StoreError>;
     /// Removes leftovers of interrupted writes (e.g. temp files); returns their names.
     fn remove_debris(&mut self) -> Result<Vec<String>, StoreError>;
+    /// Slower housekeeping for GC (e.g. pruning stale index entries); returns the names
+    /// of removed items.
+    fn compact(&mut self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
     /// Checks that the store can take new reservations (STATUS).
     fn check_writable(&mut self) -> Result<(), StoreError>;
 

@@ -1,5 +1,13 @@
 //! Crash safety, concurrency and scale of the disk store.
 
+// Test helpers outside #[test] fns are not covered by clippy.toml's test allowances.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::collections::HashSet;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr};
@@ -27,6 +35,7 @@ fn names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n != ".weft-holders")
         .collect();
     v.sort();
     v
@@ -184,22 +193,33 @@ fn nearly_full_slash16_allocates_quickly() {
         let addr = Ipv4Addr::from(base + i);
         fs::write(dir.join(addr.to_string()), format!("fill{i}\r\neth0")).unwrap();
     }
-    fs::write(
-        dir.join("last_reserved_ip.0"),
-        Ipv4Addr::from(base + 64_999).to_string(),
-    )
-    .unwrap();
+    let last = Ipv4Addr::from(base + 64_999).to_string();
+    fs::write(dir.join("last_reserved_ip.0"), last).unwrap();
+    // Mark the directory as indexed: the fill attachments never ADD again, and the
+    // one-time indexing of host-local data is measured by `examples/alloc_bench.rs`.
+    fs::write(dir.join(".weft-holders/.weft-holder-index-v1"), "").unwrap();
+
+    // The first ADD's fsync may also commit the 65,000 fresh files to the journal; that
+    // is set-up cost, so it is reported separately.
     let start = Instant::now();
     let a = add(&cfg, &mut store, "new1", "eth0", &[]).unwrap();
     let first = start.elapsed();
     assert_eq!(a.allocations[0].address.addr(), ip("10.20.253.234"));
-    // Start from the beginning of the set so the whole taken set is walked.
-    fs::remove_file(dir.join("last_reserved_ip.0")).unwrap();
     let start = Instant::now();
     let b = add(&cfg, &mut store, "new2", "eth0", &[]).unwrap();
     let second = start.elapsed();
     assert_eq!(b.allocations[0].address.addr(), ip("10.20.253.235"));
+    // Start from the beginning of the set so the whole taken set is walked.
+    fs::remove_file(dir.join("last_reserved_ip.0")).unwrap();
+    let start = Instant::now();
+    let c = add(&cfg, &mut store, "new3", "eth0", &[]).unwrap();
+    let from_start = start.elapsed();
+    assert_eq!(c.allocations[0].address.addr(), ip("10.20.253.236"));
+    let start = Instant::now();
+    assert_eq!(add(&cfg, &mut store, "new3", "eth0", &[]).unwrap(), c);
+    let repeated = start.elapsed();
     println!(
-        "nearly full /16 (65,000 used): add after last={first:?}, add scanning from start={second:?}"
+        "nearly full /16 (65,000 used), debug build: first ADD {first:?}, next ADD {second:?}, \
+         ADD walking from the set start {from_start:?}, repeated ADD {repeated:?}"
     );
 }

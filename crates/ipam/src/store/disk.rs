@@ -11,8 +11,11 @@
 //! fails with EEXIST when the address is taken, so an address file always has its full
 //! content and an address is never given twice. A crash can only leave temp files
 //! (`.weft-tmp.*`, never an address), which DEL and GC remove under the lock.
+//!
+//! ADD's "does this attachment already hold an address?" is answered from a holder index
+//! (see `disk_index.rs`) instead of reading every address file.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -23,6 +26,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{IpamError, StoreError};
 use crate::names::validate_network_name;
+use crate::store::disk_index::{
+    INDEX_DIR, INDEX_MARKER, INDEX_PREFIX, index_name, parse_entries, parse_index_name,
+    render_entries,
+};
 use crate::store::{Holder, Reservation, Store};
 
 /// Prefix of temp files. Starts with a dot so it can never parse as an address.
@@ -38,7 +45,21 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 #[derive(Debug)]
 pub struct DiskStore {
     dir: PathBuf,
+    index_dir: PathBuf,
     lock_file: File,
+}
+
+/// UTF-8 names of the entries of `dir` (others cannot be ours or host-local's).
+fn list_names(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let context = || format!("read directory {}", dir.display());
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(err(context()))? {
+        let entry = entry.map_err(err(context()))?;
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push(name);
+        }
+    }
+    Ok(out)
 }
 
 fn err(context: String) -> impl FnOnce(io::Error) -> StoreError {
@@ -56,6 +77,15 @@ impl DiskStore {
             .mode(0o755)
             .create(&dir)
             .map_err(err(format!("create {}", dir.display())))?;
+        let index_dir = dir.join(INDEX_DIR);
+        DirBuilder::new()
+            .mode(0o755)
+            .create(&index_dir)
+            .or_else(|e| match e.kind() {
+                io::ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(e),
+            })
+            .map_err(err(format!("create {}", index_dir.display())))?;
         let lock_path = dir.join(LOCK_FILE);
         let lock_file = OpenOptions::new()
             .read(true)
@@ -65,7 +95,11 @@ impl DiskStore {
             .mode(0o644)
             .open(&lock_path)
             .map_err(err(format!("open {}", lock_path.display())))?;
-        Ok(DiskStore { dir, lock_file })
+        Ok(DiskStore {
+            dir,
+            index_dir,
+            lock_file,
+        })
     }
 
     /// The network's directory.
@@ -82,8 +116,9 @@ impl DiskStore {
         self.dir.join(format!("{LAST_RESERVED_PREFIX}{set_index}"))
     }
 
-    /// Writes `content` to a fresh temp file (mode 0600) in the store directory.
-    fn write_temp(&self, content: &[u8]) -> io::Result<PathBuf> {
+    /// Writes `content` to a fresh temp file (mode 0600) in the store directory, flushed
+    /// to disk when `durable`.
+    fn write_temp(&self, content: &[u8], durable: bool) -> io::Result<PathBuf> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -100,7 +135,7 @@ impl DiskStore {
         let written = file.write_all(content).and_then(|()| {
             // Not needed against SIGKILL (the page cache survives the process), but after
             // a power loss it keeps address files from coming back empty.
-            file.sync_data()
+            if durable { file.sync_data() } else { Ok(()) }
         });
         if let Err(e) = written {
             let _ = fs::remove_file(&path);
@@ -110,7 +145,7 @@ impl DiskStore {
     }
 
     fn write_last_reserved(&self, set_index: usize, ip: IpAddr) -> io::Result<()> {
-        let tmp = self.write_temp(ip.to_string().as_bytes())?;
+        let tmp = self.write_temp(ip.to_string().as_bytes(), false)?;
         // rename is atomic: readers see the old or the new address, never a torn file.
         fs::rename(&tmp, self.last_reserved_path(set_index)).inspect_err(|_| {
             let _ = fs::remove_file(&tmp);
@@ -119,13 +154,8 @@ impl DiskStore {
 
     /// Names of the directory entries, with the address for canonical address names.
     fn scan(&self) -> Result<Vec<(String, Option<IpAddr>)>, StoreError> {
-        let context = || format!("read directory {}", self.dir.display());
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(err(context()))? {
-            let entry = entry.map_err(err(context()))?;
-            let Ok(name) = entry.file_name().into_string() else {
-                continue;
-            };
+        for name in list_names(&self.dir)? {
             // Only the canonical text form counts as an address file: it is the name
             // `ip_path` builds, so reserve/release/scan always agree on the file.
             let ip = name
@@ -153,6 +183,105 @@ impl DiskStore {
     }
 }
 
+impl DiskStore {
+    /// The holder recorded in the address file of `ip`; `None` when there is none.
+    fn holder_of(&self, ip: IpAddr) -> io::Result<Option<Holder>> {
+        match fs::read(self.ip_path(ip)) {
+            Ok(bytes) => Ok(Some(Holder::parse(&String::from_utf8_lossy(&bytes)))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read_index(&self, path: &Path) -> io::Result<BTreeSet<IpAddr>> {
+        match fs::read_to_string(path) {
+            Ok(text) => Ok(parse_entries(&text)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(BTreeSet::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Read-modify-write of one index file (removed when it becomes empty).
+    fn update_index(
+        &self,
+        path: &Path,
+        change: impl FnOnce(&mut BTreeSet<IpAddr>),
+    ) -> io::Result<()> {
+        let mut entries = self.read_index(path)?;
+        let before = entries.clone();
+        change(&mut entries);
+        if entries == before {
+            return Ok(());
+        }
+        self.write_index(path, &entries)
+    }
+
+    fn write_index(&self, path: &Path, entries: &BTreeSet<IpAddr>) -> io::Result<()> {
+        if entries.is_empty() {
+            return match fs::remove_file(path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            };
+        }
+        let tmp = self.write_temp(render_entries(entries).as_bytes(), false)?;
+        fs::rename(&tmp, path).inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
+    }
+
+    /// Indexes reservations made before the index existed (host-local data), once.
+    fn ensure_index(&mut self) -> Result<(), StoreError> {
+        let marker = self.index_dir.join(INDEX_MARKER);
+        if marker.exists() {
+            return Ok(());
+        }
+        let mut by_holder: BTreeMap<(String, String), BTreeSet<IpAddr>> = BTreeMap::new();
+        for r in self.reservations()? {
+            if let Holder::Attachment { id, ifname } = r.holder {
+                by_holder.entry((id, ifname)).or_default().insert(r.ip);
+            }
+        }
+        let context = || format!("build holder index in {}", self.dir.display());
+        for ((id, ifname), ips) in by_holder {
+            if let Some(name) = index_name(&id, &ifname) {
+                self.update_index(&self.index_dir.join(name), |entries| entries.extend(ips))
+                    .map_err(err(context()))?;
+            }
+        }
+        let tmp = self.write_temp(b"", false).map_err(err(context()))?;
+        fs::rename(&tmp, &marker).map_err(err(context()))
+    }
+
+    fn find_by_scan(&mut self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError> {
+        Ok(self
+            .reservations()?
+            .into_iter()
+            .filter(|r| r.holder.is_attachment(id, ifname))
+            .map(|r| r.ip)
+            .collect())
+    }
+
+    /// Drops index entries whose address is no longer held by the file's attachment.
+    /// Returns true when the whole index file was removed.
+    fn prune_index_file(&self, name: &str) -> Result<bool, StoreError> {
+        let path = self.index_dir.join(name);
+        let context = || format!("prune {}", path.display());
+        let Some((id, ifname)) = parse_index_name(name) else {
+            fs::remove_file(&path).map_err(err(context()))?;
+            return Ok(true);
+        };
+        let wanted = Holder::Attachment { id, ifname };
+        let mut kept = BTreeSet::new();
+        for ip in self.read_index(&path).map_err(err(context()))? {
+            if self.holder_of(ip).map_err(err(context()))?.as_ref() == Some(&wanted) {
+                kept.insert(ip);
+            }
+        }
+        self.write_index(&path, &kept).map_err(err(context()))?;
+        Ok(kept.is_empty())
+    }
+}
+
 impl Store for DiskStore {
     fn lock(&mut self) -> Result<(), StoreError> {
         self.lock_file
@@ -174,14 +303,36 @@ impl Store for DiskStore {
         set_index: usize,
     ) -> Result<bool, StoreError> {
         let context = || format!("reserve {ip} in {}", self.dir.display());
-        let tmp = self
-            .write_temp(format!("{id}\r\n{ifname}").as_bytes())
+        let index = index_name(id, ifname).map(|name| self.index_dir.join(name));
+        // Index first: it must stay a superset of what the attachment holds.
+        if let Some(path) = &index {
+            self.update_index(path, |entries| {
+                entries.insert(ip);
+            })
             .map_err(err(context()))?;
-        let linked = self.link_reservation(&tmp, ip, set_index);
-        // The temp name is only a second link to the same inode. If removing it fails
-        // (or we are killed before), it is debris that DEL/GC remove; it never holds an
-        // address.
-        let _ = fs::remove_file(&tmp);
+        }
+        let linked = self
+            .write_temp(format!("{id}\r\n{ifname}").as_bytes(), true)
+            .and_then(|tmp| {
+                let linked = self.link_reservation(&tmp, ip, set_index);
+                // The temp name is only a second link to the same inode. If removing it
+                // fails (or we are killed before), it is debris that DEL/GC remove; it
+                // never holds an address.
+                let _ = fs::remove_file(&tmp);
+                linked
+            });
+        if let (Some(path), false) = (&index, matches!(linked, Ok(true))) {
+            // Tidy only; a stale entry is harmless because entries are verified.
+            let holder = Holder::Attachment {
+                id: id.to_owned(),
+                ifname: ifname.to_owned(),
+            };
+            if self.holder_of(ip).ok().flatten().as_ref() != Some(&holder) {
+                let _ = self.update_index(path, |entries| {
+                    entries.remove(&ip);
+                });
+            }
+        }
         linked.map_err(err(context()))
     }
 
@@ -218,11 +369,57 @@ impl Store for DiskStore {
 
     fn release(&mut self, ip: IpAddr) -> Result<bool, StoreError> {
         let path = self.ip_path(ip);
+        let context = || format!("remove {}", path.display());
+        let holder = self.holder_of(ip).map_err(err(context()))?;
         match fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(StoreError::new(format!("remove {}", path.display()), e)),
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::new(context(), e)),
         }
+        if let Some(Holder::Attachment { id, ifname }) = holder
+            && let Some(name) = index_name(&id, &ifname)
+        {
+            // Best effort: a stale entry is verified away on use and pruned by GC.
+            let _ = self.update_index(&self.index_dir.join(name), |entries| {
+                entries.remove(&ip);
+            });
+        }
+        Ok(true)
+    }
+
+    fn find(&mut self, id: &str, ifname: &str) -> Result<Vec<IpAddr>, StoreError> {
+        let Some(name) = index_name(id, ifname) else {
+            return self.find_by_scan(id, ifname);
+        };
+        self.ensure_index()?;
+        let path = self.index_dir.join(name);
+        let entries = self
+            .read_index(&path)
+            .map_err(err(format!("read {}", path.display())))?;
+        let wanted = Holder::Attachment {
+            id: id.to_owned(),
+            ifname: ifname.to_owned(),
+        };
+        let mut held = Vec::new();
+        for ip in entries {
+            let holder = self
+                .holder_of(ip)
+                .map_err(err(format!("read {}", self.ip_path(ip).display())))?;
+            if holder.as_ref() == Some(&wanted) {
+                held.push(ip);
+            }
+        }
+        Ok(held)
+    }
+
+    fn compact(&mut self) -> Result<Vec<String>, StoreError> {
+        let mut removed = Vec::new();
+        for name in list_names(&self.index_dir)? {
+            if name.starts_with(INDEX_PREFIX) && self.prune_index_file(&name)? {
+                removed.push(name);
+            }
+        }
+        Ok(removed)
     }
 
     fn remove_debris(&mut self) -> Result<Vec<String>, StoreError> {
@@ -244,7 +441,7 @@ impl Store for DiskStore {
 
     fn check_writable(&mut self) -> Result<(), StoreError> {
         let tmp = self
-            .write_temp(b"status")
+            .write_temp(b"status", false)
             .map_err(err(format!("write to {}", self.dir.display())))?;
         fs::remove_file(&tmp).map_err(err(format!("remove {}", tmp.display())))
     }
