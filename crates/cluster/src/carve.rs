@@ -93,6 +93,21 @@ pub fn choose_subnet(
     leases: &[SubnetLease],
     node: &str,
 ) -> Result<IpNet, CarveError> {
+    choose_subnet_with_hints(cidr, node_prefix, leases, node, &[])
+}
+
+/// Like [`choose_subnet`], but when the node holds nothing in `cidr`, a free subnet from
+/// `hints` (e.g. what the node used before its lease expired, read back from its
+/// node-local facts file) is preferred over the first free one, so running pods keep
+/// working after an outage longer than the lease TTL. Unusable hints (wrong size, outside
+/// `cidr`, taken) are ignored.
+pub fn choose_subnet_with_hints(
+    cidr: IpNet,
+    node_prefix: u8,
+    leases: &[SubnetLease],
+    node: &str,
+    hints: &[IpNet],
+) -> Result<IpNet, CarveError> {
     let cidr = cidr.trunc();
     let own = leases
         .iter()
@@ -104,7 +119,18 @@ pub fn choose_subnet(
         return Ok(subnet);
     }
     let taken: Vec<IpNet> = leases.iter().map(|l| l.subnet).collect();
-    carve_subnet(cidr, node_prefix, &taken)
+    let free_hint = hints.iter().copied().find(|h| {
+        h.prefix_len() == node_prefix
+            && h.trunc() == *h
+            && cidr.contains(h)
+            && !taken
+                .iter()
+                .any(|t| t.contains(&h.network()) || h.contains(&t.network()))
+    });
+    match free_hint {
+        Some(hint) => Ok(hint),
+        None => carve_subnet(cidr, node_prefix, &taken),
+    }
 }
 
 fn family_bits(net: &IpNet) -> u8 {
@@ -270,6 +296,29 @@ mod tests {
             choose_subnet(c, 23, &leases, "b").unwrap(),
             n("10.244.2.0/23")
         );
+    }
+
+    #[test]
+    fn hints_are_used_only_when_free_and_fitting() {
+        let c = n("10.244.0.0/16");
+        let leases = vec![SubnetLease {
+            subnet: n("10.244.7.0/24"),
+            node: "x".into(),
+        }];
+        let pick = |hints: &[IpNet]| choose_subnet_with_hints(c, 24, &leases, "me", hints).unwrap();
+        assert_eq!(pick(&[n("10.244.9.0/24")]), n("10.244.9.0/24"));
+        assert_eq!(pick(&[n("10.244.7.0/24")]), n("10.244.0.0/24"));
+        assert_eq!(
+            pick(&[n("10.244.7.128/25"), n("10.245.0.0/24")]),
+            n("10.244.0.0/24")
+        );
+        assert_eq!(
+            pick(&[n("fd00::/64"), n("10.244.3.0/24")]),
+            n("10.244.3.0/24")
+        );
+        // The node's own lease still wins over hints.
+        let own = choose_subnet_with_hints(c, 24, &leases, "x", &[n("10.244.9.0/24")]).unwrap();
+        assert_eq!(own, n("10.244.7.0/24"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ mod mac;
 mod node;
 mod plan;
 
-pub use carve::{CarveError, SubnetLease, carve_subnet, choose_subnet};
+pub use carve::{CarveError, SubnetLease, carve_subnet, choose_subnet, choose_subnet_with_hints};
 pub use config::{
     Backend, ClusterConfig, ConfigError, DEFAULT_NODE_PREFIX_V4, DEFAULT_NODE_PREFIX_V6,
     DEFAULT_VXLAN_PORT, DEFAULT_VXLAN_VNI, MtuError, VXLAN_OVERHEAD_V4, VXLAN_OVERHEAD_V6,

@@ -20,7 +20,7 @@ pub use config::StoreConfig;
 pub use datastore::{Datastore, StoreFuture};
 pub use embedded::{EmbeddedOptions, EmbeddedStore};
 pub use error::StoreError;
-pub use etcd::{EtcdOptions, EtcdStore};
+pub use etcd::{EtcdOptions, EtcdStore, MIN_KEEP_ALIVE};
 pub use keeper::{LeaseKeeper, LeaseState};
 pub use types::{
     Condition, Entry, LeaseId, Listing, PutOptions, PutOutcome, WatchEvent, WatchStream,

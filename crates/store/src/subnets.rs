@@ -5,7 +5,7 @@
 //! node's store lease, so a node that stops renewing disappears from the cluster.
 
 use ipnet::IpNet;
-use weft_cluster::{ClusterConfig, NodeRecord, SubnetLease, choose_subnet};
+use weft_cluster::{ClusterConfig, NodeRecord, SubnetLease, choose_subnet_with_hints};
 
 use crate::datastore::Datastore;
 use crate::error::StoreError;
@@ -68,9 +68,23 @@ pub async fn claim_node_subnets(
     node: &str,
     lease: LeaseId,
 ) -> Result<Vec<IpNet>, StoreError> {
+    claim_node_subnets_with_hints(store, cfg, node, lease, &[]).await
+}
+
+/// Like [`claim_node_subnets`], preferring free subnets from `hints` (the subnets the node
+/// used before, e.g. from its node-local facts file) over the first free ones, so a node
+/// whose lease expired during an outage gets its old subnets back if nobody took them.
+pub async fn claim_node_subnets_with_hints(
+    store: &dyn Datastore,
+    cfg: &ClusterConfig,
+    node: &str,
+    lease: LeaseId,
+    hints: &[IpNet],
+) -> Result<Vec<IpNet>, StoreError> {
     let mut claimed = Vec::with_capacity(cfg.cluster_cidrs.len());
     for cidr in &cfg.cluster_cidrs {
-        claimed.push(claim_in_cidr(store, *cidr, cfg.node_prefix_for(cidr), node, lease).await?);
+        let prefix = cfg.node_prefix_for(cidr);
+        claimed.push(claim_in_cidr(store, *cidr, prefix, node, lease, hints).await?);
     }
     Ok(claimed)
 }
@@ -81,11 +95,12 @@ async fn claim_in_cidr(
     node_prefix: u8,
     node: &str,
     lease: LeaseId,
+    hints: &[IpNet],
 ) -> Result<IpNet, StoreError> {
     for _ in 0..MAX_CLAIM_ATTEMPTS {
         let existing = list_subnet_leases(store).await?;
         let plain: Vec<SubnetLease> = existing.iter().map(|s| s.lease.clone()).collect();
-        let subnet = choose_subnet(cidr, node_prefix, &plain, node)?;
+        let subnet = choose_subnet_with_hints(cidr, node_prefix, &plain, node, hints)?;
         let key = subnet.to_string();
         let value = serde_json::to_value(SubnetLease {
             subnet,

@@ -39,6 +39,12 @@ async fn claims_are_stable_and_survive_restart() {
 }
 
 #[tokio::test]
+async fn hints_bring_back_old_subnets() {
+    let dir = tempfile::tempdir().unwrap();
+    common::hints_bring_back_old_subnets(&store(dir.path())).await;
+}
+
+#[tokio::test]
 async fn keep_alive_keeps_and_expiry_frees() {
     let dir = tempfile::tempdir().unwrap();
     common::keep_alive_keeps_and_expiry_frees(&store(dir.path()), Duration::from_millis(400)).await;

@@ -23,7 +23,6 @@ async fn connect(etcd: &EtcdGuard) -> EtcdStore {
     let opts = EtcdOptions {
         request_timeout: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(1),
-        keep_alive: Duration::from_secs(1),
         ..EtcdOptions::default()
     };
     EtcdStore::connect(&[etcd.endpoint()], opts).await.unwrap()
@@ -45,6 +44,34 @@ async fn watch_sees_put_delete_and_expiry() {
 async fn claims_are_stable_and_survive_restart() {
     let etcd = EtcdGuard::start();
     common::claims_are_stable_and_survive_restart(&connect(&etcd).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hints_bring_back_old_subnets() {
+    let etcd = EtcdGuard::start();
+    common::hints_bring_back_old_subnets(&connect(&etcd).await).await;
+}
+
+/// An idle watch outlives the request timeout: the next change arrives as a Put, not as
+/// the Snapshot a silently re-established watch would send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_watch_stays_established() {
+    let etcd = EtcdGuard::start();
+    let store = connect(&etcd).await;
+    let mut w = store.watch("nodes").await.unwrap();
+    assert!(matches!(
+        common::next_event(&mut w).await,
+        WatchEvent::Snapshot(_)
+    ));
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    store
+        .put("nodes", "late", &json!(1), PutOptions::default())
+        .await
+        .unwrap();
+    match common::next_event(&mut w).await {
+        WatchEvent::Put(e) => assert_eq!(e.key, "late"),
+        other => panic!("watch was re-established while idle: {other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,6 +19,9 @@ use crate::types::{
     validate_kind,
 };
 
+/// Smallest HTTP/2 keep-alive interval used (see [`EtcdOptions::keep_alive`]).
+pub const MIN_KEEP_ALIVE: Duration = Duration::from_secs(6);
+
 /// Connection settings for [`EtcdStore`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EtcdOptions {
@@ -29,6 +32,8 @@ pub struct EtcdOptions {
     /// Time allowed for one request.
     pub request_timeout: Duration,
     /// HTTP/2 keep-alive interval; a dead connection is noticed within about twice this.
+    /// Raised to at least [`MIN_KEEP_ALIVE`]: etcd closes connections that ping more often
+    /// than its `--grpc-keepalive-min-time` (5 s by default).
     pub keep_alive: Duration,
 }
 
@@ -38,7 +43,7 @@ impl Default for EtcdOptions {
             prefix: "/weft/v1".to_string(),
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(5),
-            keep_alive: Duration::from_secs(5),
+            keep_alive: Duration::from_secs(10),
         }
     }
 }
@@ -47,6 +52,7 @@ impl Default for EtcdOptions {
 #[derive(Clone)]
 pub struct EtcdStore {
     client: Client,
+    watch_client: Client,
     prefix: String,
     request_timeout: Duration,
 }
@@ -64,14 +70,19 @@ impl EtcdStore {
     /// reconnects by itself after etcd restarts; requests made meanwhile fail with
     /// [`StoreError::Etcd`].
     pub async fn connect(endpoints: &[String], options: EtcdOptions) -> Result<Self, StoreError> {
-        let connect = ConnectOptions::new()
+        let keep_alive = options.keep_alive.max(MIN_KEEP_ALIVE);
+        let streaming = ConnectOptions::new()
             .with_connect_timeout(options.connect_timeout)
-            .with_timeout(options.request_timeout)
-            .with_keep_alive(options.keep_alive, options.keep_alive)
+            .with_keep_alive(keep_alive, keep_alive)
             .with_keep_alive_while_idle(true);
-        let client = Client::connect(endpoints, Some(connect)).await?;
+        let unary = streaming.clone().with_timeout(options.request_timeout);
+        let client = Client::connect(endpoints, Some(unary)).await?;
+        // The request timeout would also cut idle watch streams, so watches get their own
+        // channel without it; HTTP/2 keep-alive still detects a dead etcd.
+        let watch_client = Client::connect(endpoints, Some(streaming)).await?;
         Ok(EtcdStore {
             client,
+            watch_client,
             prefix: options.prefix.trim_end_matches('/').to_string(),
             request_timeout: options.request_timeout,
         })
@@ -309,7 +320,11 @@ impl Datastore for EtcdStore {
     fn watch<'a>(&'a self, kind: &'a str) -> StoreFuture<'a, WatchStream> {
         Box::pin(async move {
             check(kind, None)?;
-            Ok(watch::spawn(self.client.clone(), self.kind_prefix(kind)))
+            Ok(watch::spawn(
+                self.client.clone(),
+                self.watch_client.clone(),
+                self.kind_prefix(kind),
+            ))
         })
     }
 }

@@ -15,10 +15,17 @@ const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Starts the watcher task; it ends once the returned stream is dropped.
-pub(crate) fn spawn(client: Client, kind_prefix: String) -> WatchStream {
+/// `client` (with request timeouts) lists; `streaming` (without) carries the watch.
+pub(crate) fn spawn(client: Client, streaming: Client, kind_prefix: String) -> WatchStream {
     let (tx, rx) = mpsc::channel(WATCH_BUFFER);
-    tokio::spawn(async move { watch_loop(client, kind_prefix, tx).await });
+    let clients = Clients { client, streaming };
+    tokio::spawn(async move { watch_loop(clients, kind_prefix, tx).await });
     WatchStream::new(rx)
+}
+
+struct Clients {
+    client: Client,
+    streaming: Client,
 }
 
 /// Why a watch session ended.
@@ -29,10 +36,10 @@ enum SessionEnd {
     Broken { error: StoreError, synced: bool },
 }
 
-async fn watch_loop(client: Client, kind_prefix: String, tx: mpsc::Sender<WatchEvent>) {
+async fn watch_loop(clients: Clients, kind_prefix: String, tx: mpsc::Sender<WatchEvent>) {
     let mut backoff = MIN_BACKOFF;
     loop {
-        match session(&client, &kind_prefix, &tx).await {
+        match session(&clients, &kind_prefix, &tx).await {
             SessionEnd::Closed => return,
             SessionEnd::Broken { error, synced } => {
                 if synced {
@@ -49,16 +56,21 @@ async fn watch_loop(client: Client, kind_prefix: String, tx: mpsc::Sender<WatchE
     }
 }
 
-async fn session(client: &Client, kind_prefix: &str, tx: &mpsc::Sender<WatchEvent>) -> SessionEnd {
+async fn session(
+    clients: &Clients,
+    kind_prefix: &str,
+    tx: &mpsc::Sender<WatchEvent>,
+) -> SessionEnd {
     let broken = |error, synced| SessionEnd::Broken { error, synced };
-    let listing = match list_prefix(client, kind_prefix).await {
+    let listing = match list_prefix(&clients.client, kind_prefix).await {
         Ok(l) => l,
         Err(e) => return broken(e, false),
     };
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(listing.revision + 1);
-    let mut stream = match client
+    let mut stream = match clients
+        .streaming
         .watch_client()
         .watch(kind_prefix, Some(options))
         .await

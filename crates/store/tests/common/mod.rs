@@ -333,3 +333,24 @@ pub async fn claims_are_stable_and_survive_restart(store: &dyn Datastore) {
     let left = subnets::list_subnet_leases(store).await.unwrap();
     assert!(left.iter().all(|l| l.lease.node == "b"));
 }
+
+pub async fn hints_bring_back_old_subnets(store: &dyn Datastore) {
+    let cfg = cluster_cfg();
+    let la = store.grant_lease(Duration::from_secs(60)).await.unwrap();
+    subnets::claim_node_subnets(store, &cfg, "a", la)
+        .await
+        .unwrap();
+    let lb = store.grant_lease(Duration::from_secs(60)).await.unwrap();
+    let old_b = subnets::claim_node_subnets(store, &cfg, "b", lb)
+        .await
+        .unwrap();
+    // Both leases are lost (say, a long partition); b comes back first and asks for its
+    // old subnets, which are free although lower ones are free too.
+    store.revoke_lease(la).await.unwrap();
+    store.revoke_lease(lb).await.unwrap();
+    let lb2 = store.grant_lease(Duration::from_secs(60)).await.unwrap();
+    let back = subnets::claim_node_subnets_with_hints(store, &cfg, "b", lb2, &old_b)
+        .await
+        .unwrap();
+    assert_eq!(back, old_b);
+}
