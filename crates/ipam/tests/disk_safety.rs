@@ -119,6 +119,60 @@ fn host_local_leftovers_never_cause_double_allocation() {
     assert_eq!(report.removed, vec![ip("10.1.2.2")]);
 }
 
+#[test]
+fn stale_holder_index_entry_is_ignored_and_pruned() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "10.1.2.0/24");
+    let mut store = open_store(&cfg).unwrap();
+    let dir = store.dir().to_path_buf();
+    // Make the directory indexed, then simulate SIGKILL after the index entry for
+    // (victim, eth0) was written but before 10.1.2.9 was linked.
+    add(&cfg, &mut store, "first", "eth0", &[]).unwrap();
+    let index_file = dir.join(".weft-holders/.weft-holder.76696374696d.65746830");
+    fs::write(&index_file, "10.1.2.9\n").unwrap();
+    // The victim's retried ADD must not believe it holds 10.1.2.9.
+    let r = add(&cfg, &mut store, "victim", "eth0", &[]).unwrap();
+    assert_eq!(r.allocations[0].address.addr(), ip("10.1.2.3"));
+    // Someone else can still get 10.1.2.9.
+    let other = add(&cfg, &mut store, "other", "eth0", &[ip("10.1.2.9")]).unwrap();
+    assert_eq!(other.allocations[0].address.addr(), ip("10.1.2.9"));
+    assert_eq!(
+        del(&mut store, "victim", "eth0").unwrap(),
+        vec![ip("10.1.2.3")]
+    );
+    // The index still names 10.1.2.9 for the victim: harmless, and GC prunes it.
+    let valid: HashSet<(String, String)> = [("first", "eth0"), ("other", "eth0")]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let report = gc(&mut store, &valid);
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(!index_file.exists());
+    assert_eq!(add(&cfg, &mut store, "other", "eth0", &[]).unwrap(), other);
+}
+
+#[test]
+fn host_local_data_is_indexed_and_repeated_add_is_idempotent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), "10.1.2.0/24");
+    let dir = tmp.path().join("net");
+    fs::create_dir_all(&dir).unwrap();
+    // A directory written by host-local: no holder index yet.
+    fs::write(dir.join("10.1.2.40"), "old\r\neth0").unwrap();
+    fs::write(dir.join("last_reserved_ip.0"), "10.1.2.40").unwrap();
+    let mut store = open_store(&cfg).unwrap();
+    let r = add(&cfg, &mut store, "old", "eth0", &[]).unwrap();
+    assert_eq!(r.allocations[0].address.addr(), ip("10.1.2.40"));
+    assert_eq!(
+        add(&cfg, &mut store, "new", "eth0", &[])
+            .unwrap()
+            .allocations[0]
+            .address
+            .addr(),
+        ip("10.1.2.41")
+    );
+}
+
 /// Not a test on its own: the body of the child process of `sigkill_at_any_time_*`.
 /// Without the environment variable it returns at once.
 #[test]
@@ -178,7 +232,12 @@ fn sigkill_at_any_time_leaves_only_freeable_state() {
             .filter(|n| n != "lock" && !n.starts_with("last_reserved_ip."))
             .collect();
         assert!(left.is_empty(), "round {round}: {left:?}");
+        let index_left = names(&store.dir().join(".weft-holders"));
+        assert_eq!(index_left, vec![".weft-holder-index-v1"], "round {round}");
     }
+    // The children did real work before being killed.
+    let last = fs::read_to_string(tmp.path().join("net/last_reserved_ip.0")).unwrap();
+    println!("SIGKILL rounds done; last reserved address {last}");
 }
 
 #[test]
