@@ -115,9 +115,9 @@ mod tests {
     async fn keeps_then_reports_loss() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Datastore> = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-        let lease = store.grant_lease(Duration::from_millis(300)).await.unwrap();
+        let lease = store.grant_lease(Duration::from_secs(1)).await.unwrap();
         let keeper = LeaseKeeper::spawn(Arc::clone(&store), lease, Duration::from_millis(100));
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         assert_eq!(keeper.state(), LeaseState::Alive);
         store.keep_alive(lease).await.unwrap();
         store.revoke_lease(lease).await.unwrap();

@@ -23,7 +23,7 @@ fn store(dir: &std::path::Path) -> EmbeddedStore {
 #[tokio::test]
 async fn kv_conditions_and_leases() {
     let dir = tempfile::tempdir().unwrap();
-    common::kv_conditions_and_leases(&store(dir.path()), Duration::from_millis(400)).await;
+    common::kv_conditions_and_leases(&store(dir.path()), Duration::from_secs(1)).await;
 }
 
 #[tokio::test]
@@ -47,7 +47,7 @@ async fn hints_bring_back_old_subnets() {
 #[tokio::test]
 async fn keep_alive_keeps_and_expiry_frees() {
     let dir = tempfile::tempdir().unwrap();
-    common::keep_alive_keeps_and_expiry_frees(&store(dir.path()), Duration::from_millis(400)).await;
+    common::keep_alive_keeps_and_expiry_frees(&store(dir.path()), Duration::from_secs(1)).await;
 }
 
 #[test]

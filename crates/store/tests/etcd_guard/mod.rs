@@ -34,8 +34,19 @@ impl EtcdGuard {
             client_port: free_port(),
             peer_port: free_port(),
         };
-        guard.spawn();
-        guard
+        // Another test may grab a port between probing and etcd binding it: retry on
+        // fresh ports.
+        for _ in 0..3 {
+            match guard.spawn() {
+                Ok(()) => return guard,
+                Err(e) => {
+                    eprintln!("etcd failed to start, retrying on new ports: {e}");
+                    guard.client_port = free_port();
+                    guard.peer_port = free_port();
+                }
+            }
+        }
+        panic!("etcd did not start; log:\n{}", guard.log());
     }
 
     pub fn endpoint(&self) -> String {
@@ -46,7 +57,7 @@ impl EtcdGuard {
         self.dir.path().join("data")
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&mut self) -> Result<(), String> {
         let client = self.endpoint();
         let peer = format!("http://127.0.0.1:{}", self.peer_port);
         let log = std::fs::OpenOptions::new()
@@ -70,21 +81,23 @@ impl EtcdGuard {
             .spawn()
             .expect("spawn etcd");
         self.child = Some(child);
-        self.wait_healthy();
+        self.wait_healthy()
     }
 
-    fn wait_healthy(&mut self) {
+    fn wait_healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!("etcd exited early ({status}); log:\n{}", self.log());
+                self.child = None;
+                return Err(format!("etcd exited early ({status})"));
             }
             if self.healthy() {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("etcd did not become healthy in 20 s; log:\n{}", self.log());
+        self.stop();
+        Err("etcd did not become healthy in 20 s".to_string())
     }
 
     fn healthy(&self) -> bool {
@@ -116,7 +129,9 @@ impl EtcdGuard {
     /// Starts etcd again on the same ports with the same data dir.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        if let Err(e) = self.spawn() {
+            panic!("etcd restart: {e}; log:\n{}", self.log());
+        }
     }
 }
 
