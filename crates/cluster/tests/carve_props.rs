@@ -102,3 +102,53 @@ fn v6_exhaustion_of_small_range() {
         Err(CarveError::Exhausted { .. })
     ));
 }
+
+mod plan_props {
+    use super::*;
+    use weft_cluster::{Backend, ClusterConfig, MacAddr, NodeRecord, plan_routes};
+
+    fn peer(i: u8, subnet: IpNet, mac: bool) -> NodeRecord {
+        let mut n = NodeRecord::new(format!("n{i}"), IpAddr::V4(Ipv4Addr::new(198, 18, 0, i)));
+        n.underlay_prefix_len = Some(24);
+        n.vxlan_mac = mac.then_some(MacAddr([2, 0, 0, 0, 0, i]));
+        n.subnets = vec![subnet];
+        n
+    }
+
+    proptest! {
+        /// Whatever peers claim (overlapping, duplicate, missing MACs), the plan has one
+        /// route per destination, no two planned destinations overlap, and every peer is
+        /// either planned or rejected.
+        #[test]
+        fn plans_never_overlap(
+            peers in prop::collection::vec((0u32..64, 22u8..=26, any::<bool>()), 1..30),
+            host_gw in any::<bool>(),
+        ) {
+            let cfg = ClusterConfig {
+                cluster_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+                node_prefix_v4: 24,
+                node_prefix_v6: 64,
+                backend: if host_gw { Backend::HostGw } else { Backend::default() },
+                mtu: None,
+            };
+            let local = peer(0, "10.244.0.0/24".parse().unwrap(), true);
+            let records: Vec<NodeRecord> = peers
+                .iter()
+                .enumerate()
+                .map(|(i, (off, p, mac))| {
+                    let i = u8::try_from(i + 1).unwrap();
+                    peer(i, v4_net(0x0af4_0000 + (off << 8), *p), *mac)
+                })
+                .collect();
+            let plan = plan_routes(&local, &records, &cfg).unwrap();
+            for (i, a) in plan.routes.iter().enumerate() {
+                prop_assert!(!overlaps(&a.dst, &"10.244.0.0/24".parse().unwrap()));
+                for b in plan.routes.iter().skip(i + 1) {
+                    prop_assert!(!overlaps(&a.dst, &b.dst), "{} vs {}", a.dst, b.dst);
+                }
+            }
+            prop_assert_eq!(plan.routes.len() + plan.rejected.len(), records.len());
+            prop_assert!(plan.diff(&plan).is_empty());
+        }
+    }
+}
