@@ -9,6 +9,12 @@
 //!   [`status`], [`usage`].
 //!
 //! Error codes for the plugin: see [`IpamError::cni_code`].
+//!
+//! Differences from host-local, on purpose:
+//! - a repeated ADD of the same (container id, ifname) returns the addresses it already
+//!   holds instead of failing (our idempotency rule);
+//! - reservations are written crash-safely (temp file + `hard_link`), and a holder index
+//!   in `.weft-holders/` (ignored by host-local) keeps ADD fast on nearly full pools.
 
 pub mod allocator;
 pub mod config;

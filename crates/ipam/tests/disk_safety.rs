@@ -195,7 +195,7 @@ fn sigkill_at_any_time_leaves_only_freeable_state() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), "10.1.0.0/16");
     let exe = std::env::current_exe().unwrap();
-    for round in 0..12u64 {
+    for round in 0..20u64 {
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
@@ -208,7 +208,7 @@ fn sigkill_at_any_time_leaves_only_freeable_state() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(40 + round * 13));
+        std::thread::sleep(Duration::from_millis(60 + (round * 37) % 300));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
 
