@@ -209,6 +209,9 @@ pub fn apply(
     for a in &plan.host_addrs {
         ensure(node.add_addr(host.index, *a, true)).map_err(dp(format!("add {a} to host veth")))?;
     }
+    if plan.pod_addrs.iter().any(|a| a.addr().is_ipv6()) {
+        crate::sysctl::disable_dad(&host.name)?;
+    }
     node.set_up(host.index, true)
         .map_err(dp("set host veth up"))?;
 

@@ -1,0 +1,67 @@
+//! ptp (routed) mode: result shape, host routes on the node, and two pods reaching each
+//! other over IPv4 and IPv6 through the node.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn ptp_list(node: &Node, name: &str) -> Value {
+    weft_list(
+        "1.0.0",
+        name,
+        &node.data_dir(),
+        json!([[{"subnet": "10.66.0.0/24"}], [{"subnet": "fd66::/64"}]]),
+        json!({"mode": "ptp", "ipMasq": true}),
+    )
+}
+
+#[test]
+fn ptp_result_and_host_routes() {
+    let node = Node::new("ptpres");
+    let l = ptp_list(&node, "ptpres");
+    let pod = netns("ptpres1");
+    let att = pod_att("ptpres1", &pod);
+    let res = node.rt.add(&l, &att).expect("ADD");
+    let ifs = res["interfaces"].as_array().expect("interfaces");
+    assert_eq!(ifs.len(), 2, "{res}");
+    let host = ifs[0]["name"].as_str().unwrap().to_string();
+    assert!(host.starts_with("veth") && ifs[0].get("sandbox").is_none());
+    assert_eq!(ifs[1]["name"], "eth0");
+    assert_eq!(ifs[1]["sandbox"], pod.path().to_string_lossy().as_ref());
+    let ips = res["ips"].as_array().expect("ips");
+    assert!(ips.iter().all(|ip| ip["interface"] == 1), "{res}");
+    let (v4, v6) = (ip_of(&res, 0), ip_of(&res, 1));
+    let r4 = node.sh(&["ip", "-4", "route", "show", &format!("{v4}/32")]);
+    assert!(r4.contains(&format!("dev {host}")), "v4 host route: {r4:?}");
+    let r6 = node.sh(&["ip", "-6", "route", "show", &format!("{v6}/128")]);
+    assert!(r6.contains(&format!("dev {host}")), "v6 host route: {r6:?}");
+    assert!(!has_link(&node.ns, "cni0"), "ptp creates no bridge");
+    node.rt.check(&l, &att).expect("CHECK");
+    node.rt.del(&l, &att).expect("DEL");
+    node.rt.del(&l, &att).expect("DEL again");
+    assert_eq!(node.reservations("ptpres"), vec![]);
+    assert_eq!(node.host_veths(), Vec::<String>::new());
+    assert!(node.sh(&["ip", "-4", "route", "show", &format!("{v4}/32")]).trim().is_empty());
+    assert_eq!(node.masq_elements(), Vec::<String>::new());
+}
+
+#[test]
+fn two_ptp_pods_ping_through_the_node() {
+    let node = Node::new("ptpping");
+    let l = ptp_list(&node, "ptpping");
+    let pod_a = netns("ptppinga");
+    let pod_b = netns("ptppingb");
+    let att_a = pod_att("ptppinga", &pod_a);
+    let att_b = pod_att("ptppingb", &pod_b);
+    let res_a = node.rt.add(&l, &att_a).expect("ADD a");
+    let res_b = node.rt.add(&l, &att_b).expect("ADD b");
+    assert!(ping(&pod_a, &ip_of(&res_b, 0)), "IPv4 a -> b");
+    assert!(ping(&pod_b, &ip_of(&res_a, 0)), "IPv4 b -> a");
+    assert!(ping(&pod_a, &ip_of(&res_b, 1)), "IPv6 a -> b");
+    assert!(ping(&pod_b, &ip_of(&res_a, 1)), "IPv6 b -> a");
+    node.rt.del(&l, &att_a).expect("DEL a");
+    node.rt.del(&l, &att_b).expect("DEL b");
+    assert_eq!(node.reservations("ptpping"), vec![]);
+    assert_eq!(node.host_veths(), Vec::<String>::new());
+}
