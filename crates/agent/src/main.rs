@@ -1,0 +1,3 @@
+//! `weftd`: the weft node agent.
+
+fn main() {}
