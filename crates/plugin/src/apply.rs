@@ -12,6 +12,7 @@ use weft_datapath::netlink::{
 use weft_datapath::{DatapathError, NetnsFd};
 
 use crate::error::PluginError;
+use crate::naming::HOST_VETH_GROUP;
 use crate::plan::{AttachmentPlan, BridgePlan, PlannedRoute};
 
 /// The links an applied plan produced, for the result.
@@ -128,6 +129,14 @@ pub fn ensure_veth(
         {
             return Ok((h, p));
         }
+        // Our pair from an ADD killed before it wrote the alias: finish it.
+        (Some(h), Some(p))
+            if h.alias.is_none() && h.group == HOST_VETH_GROUP && p.link == Some(h.index) =>
+        {
+            node.set_alias(h.index, &plan.alias)
+                .map_err(dp("set host veth alias"))?;
+            return Ok((h, p));
+        }
         (_, Some(p)) => {
             return Err(PluginError::InterfaceExists(format!(
                 "interface {} already exists in the pod namespace (index {}) and is not this attachment's",
@@ -148,6 +157,7 @@ pub fn ensure_veth(
         mtu: plan.mtu,
         mac: None,
         peer_mac: mac,
+        group: Some(HOST_VETH_GROUP),
     };
     let host = node
         .create_veth(&spec)

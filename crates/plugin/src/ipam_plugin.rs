@@ -68,8 +68,11 @@ impl Plugin for WeftIpam {
 
     fn status(&self, req: &Request) -> Result<(), PluginError> {
         let cfg = config(req)?;
-        let mut store = weft_ipam::open_store(&cfg)?;
-        weft_ipam::status(&cfg, &mut store).map_err(|e| {
+        // A store that cannot even be opened (data dir not creatable) is "not available"
+        // too: STATUS speaks in codes 50/51 only.
+        weft_ipam::open_store(&cfg)
+            .and_then(|mut store| weft_ipam::status(&cfg, &mut store))
+            .map_err(|e| {
             PluginError::Cni(weft_proto::CniError::new(
                 weft_proto::codes::NOT_AVAILABLE,
                 e.to_string(),

@@ -8,6 +8,11 @@
 /// Prefix of every host-side veth weft creates.
 pub const HOST_VETH_PREFIX: &str = "veth";
 
+/// Link group (`IFLA_GROUP`) of every host-side veth weft creates ("weft" in ASCII). It is
+/// set in the creating message, so a veth whose ADD was killed before the alias was written
+/// is still recognisably weft's and GC can collect it.
+pub const HOST_VETH_GROUP: u32 = 0x7765_6674;
+
 /// Prefix of the alias weft stores on host-side veths: `weft/<network>/<container>/<ifname>`.
 pub const ALIAS_PREFIX: &str = "weft/";
 

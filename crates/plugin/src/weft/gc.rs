@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use weft_datapath::netlink::Netlink;
+use weft_datapath::netlink::{LinkInfo, Netlink};
 use weft_proto::ValidAttachments;
 
 use crate::conf::MainConf;
@@ -46,12 +46,13 @@ fn gc_links(network: &str, valid: &HashSet<(String, String)>) -> Result<(), Plug
     let links = node
         .links()
         .map_err(|e| PluginError::datapath("list links", e))?;
+    let valid_names: HashSet<String> = valid
+        .iter()
+        .map(|(cid, ifname)| naming::host_veth_name(network, cid, ifname))
+        .collect();
     let mut errors = Vec::new();
     for link in links {
-        let Some((net, cid, ifname)) = link.alias.as_deref().and_then(naming::parse_alias) else {
-            continue;
-        };
-        if net != network || valid.contains(&(cid.to_string(), ifname.to_string())) {
+        if !is_stale(&link, network, valid, &valid_names) {
             continue;
         }
         if let Err(e) = node.delete_link(link.index) {
@@ -62,6 +63,28 @@ fn gc_links(network: &str, valid: &HashSet<(String, String)>) -> Result<(), Plug
         }
     }
     PluginError::from_list(errors)
+}
+
+/// Whether a node link is a host veth of this network whose attachment is not valid. A
+/// weft veth without alias comes from an ADD killed between creating the pair and writing
+/// the alias: no valid attachment owns it unless its name is one of theirs.
+fn is_stale(
+    link: &LinkInfo,
+    network: &str,
+    valid: &HashSet<(String, String)>,
+    valid_names: &HashSet<String>,
+) -> bool {
+    match link.alias.as_deref().and_then(naming::parse_alias) {
+        Some((net, cid, ifname)) => {
+            net == network && !valid.contains(&(cid.to_string(), ifname.to_string()))
+        }
+        None => {
+            link.alias.is_none()
+                && link.group == naming::HOST_VETH_GROUP
+                && link.kind.as_deref() == Some("veth")
+                && !valid_names.contains(&link.name)
+        }
+    }
 }
 
 fn gc_masq(network: &str, valid: &HashSet<(String, String)>) -> Result<(), PluginError> {

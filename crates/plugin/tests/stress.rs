@@ -1,0 +1,175 @@
+//! Concurrency and crash safety: 64 pods ADDed by 8 workers at once, and ADDs killed with
+//! SIGKILL at random instants followed by DEL or GC.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use weft_runtime::Attachment;
+use weft_testns::TestNs;
+
+const WEFT: &str = env!("CARGO_BIN_EXE_weft");
+
+fn all_ips(results: &[&Value]) -> Vec<String> {
+    results
+        .iter()
+        .flat_map(|r| (0..r["ips"].as_array().map_or(0, Vec::len)).map(|i| ip_of(r, i)))
+        .collect()
+}
+
+#[test]
+fn sixty_four_pods_by_eight_workers() {
+    let node = Node::new("conc");
+    let l = weft_list("1.0.0", "conc", &node.data_dir(), dual_ranges(), json!({"ipMasq": true}));
+    let pods: Vec<(TestNs, Attachment, Value)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..8)
+            .map(|w| {
+                let (node, l) = (&node, &l);
+                s.spawn(move || {
+                    (0..8)
+                        .map(|i| {
+                            let cid = format!("conc{w}x{i}");
+                            let pod = netns(&cid);
+                            let att = pod_att(&cid, &pod);
+                            let res = node.rt.add(l, &att).unwrap_or_else(|e| panic!("ADD {cid}: {e}"));
+                            (pod, att, res)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    let ips = all_ips(&pods.iter().map(|p| &p.2).collect::<Vec<_>>());
+    let unique: HashSet<&String> = ips.iter().collect();
+    assert_eq!(ips.len(), 128);
+    assert_eq!(unique.len(), 128, "an address was handed out twice");
+    assert_eq!(node.reservations("conc").len(), 128);
+    assert_eq!(node.host_veths().len(), 64);
+    assert_eq!(node.masq_elements().len(), 128);
+
+    std::thread::scope(|s| {
+        for chunk in pods.chunks(8) {
+            let (node, l) = (&node, &l);
+            s.spawn(move || {
+                for (_, att, _) in chunk {
+                    node.rt.del(l, att).unwrap_or_else(|e| panic!("DEL: {e}"));
+                }
+            });
+        }
+    });
+    assert_eq!(node.reservations("conc"), vec![]);
+    assert_eq!(node.host_veths(), Vec::<String>::new());
+    assert_eq!(node.masq_elements(), Vec::<String>::new());
+}
+
+/// xorshift64: reproducible from the printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Starts `weft ADD` inside the node namespace and SIGKILLs it after `delay`; returns
+/// whether the kill landed before the plugin exited.
+fn killed_add(node: &Node, att: &Attachment, stdin: &Value, delay: Duration) -> bool {
+    let path = format!("{}:{REF_DIR}", bin_dir().display());
+    let env = [
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", att.container_id.as_str()),
+        ("CNI_NETNS", att.netns.as_str()),
+        ("CNI_IFNAME", att.ifname.as_str()),
+        ("CNI_PATH", path.as_str()),
+        ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+    ];
+    let stdin = stdin.to_string();
+    node.ns.run(|| {
+        let mut child = Command::new(WEFT)
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn weft");
+        let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        child.wait().expect("wait").code().is_none()
+    })
+}
+
+/// The node holds exactly what the live pods hold: reservations, veths, masquerade.
+fn assert_only_live(node: &Node, live: &[(TestNs, Attachment, Value)], ctx: &str) {
+    let mut want = all_ips(&live.iter().map(|p| &p.2).collect::<Vec<_>>());
+    want.sort();
+    let mut held: Vec<String> = node.reservations("kill").iter().map(|(ip, _)| ip.to_string()).collect();
+    held.sort();
+    assert_eq!(held, want, "{ctx}: reservations");
+    assert_eq!(node.host_veths().len(), live.len(), "{ctx}: host veths {:?}", node.host_veths());
+    let mut elems = node.masq_elements();
+    elems.sort();
+    assert_eq!(elems, want, "{ctx}: masquerade elements");
+}
+
+#[test]
+fn sigkill_during_add_then_del_or_gc_leaves_nothing() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("seed {seed}");
+    let mut rng = Rng(seed);
+    let node = Node::new("kill");
+    let ranges = json!([[{"subnet": "10.60.0.0/28"}], [{"subnet": "fd60::/124"}]]);
+    let l = weft_list("1.1.0", "kill", &node.data_dir(), ranges, json!({"ipMasq": true}));
+    let mut live: Vec<(TestNs, Attachment, Value)> = Vec::new();
+    let mut kills = 0;
+    for round in 0..30 {
+        let delay = Duration::from_micros(rng.below(20_000));
+        let ctx = format!("seed {seed} round {round} delay {delay:?}");
+        let victim = netns(&format!("kv{round}"));
+        let att = pod_att(&format!("kv{round}"), &victim);
+        kills += usize::from(killed_add(&node, &att, &request(&l, &att, None), delay));
+        if round % 2 == 0 {
+            node.rt.del(&l, &att).unwrap_or_else(|e| panic!("{ctx}: DEL: {e}"));
+            assert_eq!(links(&victim).len(), 1, "{ctx}: pod interface left");
+        } else {
+            let valid: Vec<(String, String)> =
+                live.iter().map(|p| (p.1.container_id.clone(), "eth0".into())).collect();
+            node.rt.gc(&l, &valid).unwrap_or_else(|e| panic!("{ctx}: GC: {e}"));
+        }
+        drop(victim);
+        assert_only_live(&node, &live, &ctx);
+
+        let pod = netns(&format!("kl{round}"));
+        let att = pod_att(&format!("kl{round}"), &pod);
+        let res = node.rt.add(&l, &att).unwrap_or_else(|e| panic!("{ctx}: fresh ADD: {e}"));
+        let taken: HashSet<String> = all_ips(&live.iter().map(|p| &p.2).collect::<Vec<_>>()).into_iter().collect();
+        for ip in all_ips(&[&res]) {
+            assert!(!taken.contains(&ip), "{ctx}: {ip} given to a second live pod");
+        }
+        live.push((pod, att, res));
+        if live.len() > 4 {
+            let (_pod, att, _) = live.remove(0);
+            node.rt.del(&l, &att).unwrap_or_else(|e| panic!("{ctx}: DEL oldest: {e}"));
+        }
+        assert_only_live(&node, &live, &ctx);
+    }
+    for (_, att, _) in live.drain(..) {
+        node.rt.del(&l, &att).expect("final DEL");
+    }
+    assert_only_live(&node, &[], "end");
+    println!("{kills} of 30 ADDs were killed before they finished");
+}
