@@ -32,9 +32,11 @@ fn pod_wiring_round_trip() {
             mtu: Some(1400),
             mac: None,
             peer_mac: Some(peer_mac),
+            group: Some(0x7765_6674),
         })
         .unwrap();
     assert_eq!(veth.kind.as_deref(), Some("veth"));
+    assert_eq!(veth.group, 0x7765_6674, "group set in the creating message");
     assert!(
         veth.link_netnsid.is_some(),
         "peer must live in another netns"
@@ -156,6 +158,7 @@ fn pod_wiring_round_trip() {
         mtu: None,
         mac: None,
         peer_mac: None,
+        group: None,
     };
     let err = host.nl.create_veth(&clash).unwrap_err();
     assert!(err.is_exists(), "peer name taken in pod: {err}");
@@ -203,6 +206,7 @@ fn link_attribute_changes() {
             mtu: None,
             mac: None,
             peer_mac: None,
+            group: None,
         })
         .unwrap();
     assert!(!a.up, "LinkVeth::new does not set up");

@@ -18,6 +18,7 @@ fn vxlan_with_fdb_and_neighbours() {
             mtu: None,
             mac: None,
             peer_mac: None,
+            group: None,
         })
         .unwrap();
     n.nl.add_addr(underlay.index, "198.18.0.1/24".parse().unwrap(), false)

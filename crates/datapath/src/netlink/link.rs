@@ -50,6 +50,8 @@ pub struct LinkInfo {
     pub link_netnsid: Option<i32>,
     /// `IFLA_IFALIAS`: free text an owner can leave on a link (weft records the attachment).
     pub alias: Option<String>,
+    /// `IFLA_GROUP` (0 = the default group).
+    pub group: u32,
 }
 
 /// A veth pair to create: host end in the socket's namespace, peer anywhere.
@@ -67,6 +69,10 @@ pub struct VethSpec<'a> {
     pub mac: Option<Mac>,
     /// MAC for the peer.
     pub peer_mac: Option<Mac>,
+    /// Link group (`IFLA_GROUP`) of the local end, set in the creating message itself: an
+    /// owner that dies right after creation can still recognise its link by the group,
+    /// which a follow-up call (e.g. setting an alias) cannot guarantee.
+    pub group: Option<u32>,
 }
 
 /// A VXLAN device to create (flannel-style: one device, FDB entries per remote node).
@@ -188,7 +194,11 @@ impl Netlink {
         if let Some(mac) = spec.mac {
             host = host.address(mac.to_vec());
         }
-        self.create_link(spec.name, host.build())
+        let mut msg = host.build();
+        if let Some(group) = spec.group {
+            msg.attributes.push(LinkAttribute::Group(group));
+        }
+        self.create_link(spec.name, msg)
     }
 
     /// Creates a VXLAN device (down).
@@ -354,6 +364,7 @@ pub fn parse_link(msg: &LinkMessage) -> LinkInfo {
         link: None,
         link_netnsid: None,
         alias: None,
+        group: 0,
     };
     for attr in &msg.attributes {
         match attr {
@@ -365,6 +376,7 @@ pub fn parse_link(msg: &LinkMessage) -> LinkInfo {
             LinkAttribute::Link(link) if *link != 0 => info.link = Some(*link),
             LinkAttribute::LinkNetNsId(id) => info.link_netnsid = Some(*id),
             LinkAttribute::IfAlias(alias) if !alias.is_empty() => info.alias = Some(alias.clone()),
+            LinkAttribute::Group(group) => info.group = *group,
             LinkAttribute::LinkInfo(infos) => {
                 info.kind = link_kind(infos);
                 if let Some(underlay) = vxlan_underlay(infos) {
