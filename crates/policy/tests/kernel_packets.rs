@@ -14,8 +14,8 @@ use std::process::Command;
 
 use common::*;
 use weft_policy::Protocol::Tcp;
-use weft_policy::evaluate;
 use weft_policy::nft::compile;
+use weft_policy::{Endpoint, evaluate};
 
 /// Node namespace script: pods x/a (10.10.1.1) and y/a (10.10.2.1) behind veths, TCP
 /// servers on 80 and 81 in both, then one connect per probe line `FROM_PID_VAR IP PORT`.
@@ -29,19 +29,29 @@ PIDS="$A $B"
 sleep 0.3
 ip link add va type veth peer name eth0 netns $A
 ip link add vb type veth peer name eth0 netns $B
-ip addr add 10.10.1.254/24 dev va; ip link set va up
-ip addr add 10.10.2.254/24 dev vb; ip link set vb up
+ip addr add 10.10.1.254/24 dev va; ip -6 addr add fd10::1:fe/112 dev va nodad; ip link set va up
+ip addr add 10.10.2.254/24 dev vb; ip -6 addr add fd10::2:fe/112 dev vb nodad; ip link set vb up
 ip link set lo up
 sysctl -qw net.ipv4.ip_forward=1
-for P in $A:10.10.1.1:10.10.1.254 $B:10.10.2.1:10.10.2.254; do
-  pid=${P%%:*}; rest=${P#*:}; ipa=${rest%%:*}; gw=${rest#*:}
-  nsenter --net=/proc/$pid/ns/net sh -c "ip link set lo up; ip addr add $ipa/24 dev eth0; ip link set eth0 up; ip route add default via $gw"
+sysctl -qw net.ipv6.conf.all.forwarding=1
+for P in $A:1 $B:2; do
+  pid=${P%%:*}; n=${P#*:}
+  nsenter --net=/proc/$pid/ns/net sh -c "ip link set lo up; ip addr add 10.10.$n.1/24 dev eth0; ip -6 addr add fd10::$n:1/112 dev eth0 nodad; ip link set eth0 up; ip route add default via 10.10.$n.254; ip -6 route add default via fd10::$n:fe"
+done
+# Wait until IPv6 works on both links (link-local DAD must finish before neighbour
+# discovery does); pinging the node itself goes to `input`, untouched by the table.
+for P in $A:1 $B:2; do
+  pid=${P%%:*}; n=${P#*:}
+  for i in $(seq 30); do
+    nsenter --net=/proc/$pid/ns/net ping -6 -c1 -W1 fd10::$n:fe >/dev/null 2>&1 && break
+    sleep 0.2
+  done
 done
 nft -f "$RULES"
 SERVER='
 import socket,sys
-s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(8); s.settimeout(12)
+s=socket.create_server(("::", int(sys.argv[1])), family=socket.AF_INET6, dualstack_ipv6=True, backlog=8)
+s.settimeout(12)
 while True:
     c,_=s.accept(); c.sendall(b"hi"); c.close()
 '
@@ -106,13 +116,13 @@ fn packets_follow_the_evaluator() {
     for (var, from, to) in [("A", "x/a", "y/a"), ("B", "y/a", "x/a")] {
         for port in [80u16, 81] {
             let (tns, tp) = to.split_once('/').unwrap();
-            let ip = pod_ip4(tns, tp);
-            probes.push_str(&format!("{var} {ip} {port}\n"));
-            let v = evaluate(&cluster, &ep(from), &ep(to), &Tcp, port).unwrap();
-            expected.push(format!(
-                "{var} {ip} {port} {}",
-                if v.allowed { "allowed" } else { "denied" }
-            ));
+            for ip in [pod_ip4(tns, tp), pod_ip6(tns, tp)] {
+                probes.push_str(&format!("{var} {ip} {port}\n"));
+                let from = ep(from);
+                let v = evaluate(&cluster, &from, &Endpoint::Ip(ip), &Tcp, port).unwrap();
+                let verdict = if v.allowed { "allowed" } else { "denied" };
+                expected.push(format!("{var} {ip} {port} {verdict}"));
+            }
         }
     }
     let out = Command::new("unshare")

@@ -33,6 +33,9 @@
 //! pods on one Linux bridge talk at L2 and are not seen without `br_netfilter`; the plugin
 //! must route same-node traffic through L3 (or load br_netfilter) for it to be filtered.
 //! Node-to-pod traffic leaves through `output` and is allowed by design (no output chain).
+//! Likewise a pod's traffic to its own node's addresses ends in `input` and is not filtered
+//! here, although the evaluator would police it as egress to a non-pod address: a lab
+//! differential test should not probe pod → own-node addresses.
 //! The maps hold only this node's pods, so each side is checked once, on the node of the pod
 //! it protects.
 
