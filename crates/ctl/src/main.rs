@@ -1,0 +1,2 @@
+//! `weftctl`: the weft command line.
+fn main() {}
