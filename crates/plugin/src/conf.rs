@@ -83,12 +83,13 @@ impl MainConf {
                 "hairpinMode and promiscMode cannot both be true",
             ));
         }
-        if let Some(mtu) = r.mtu {
-            if mtu != 0 && !(68..=65535).contains(&mtu) {
-                return Err(PluginError::config(format!(
-                    "mtu {mtu} is out of range (68..=65535, or 0 for the kernel default)"
-                )));
-            }
+        if let Some(mtu) = r.mtu
+            && mtu != 0
+            && !(68..=65535).contains(&mtu)
+        {
+            return Err(PluginError::config(format!(
+                "mtu {mtu} is out of range (68..=65535, or 0 for the kernel default)"
+            )));
         }
         Ok(MainConf {
             mode,

@@ -73,10 +73,10 @@ impl Plugin for WeftIpam {
         weft_ipam::open_store(&cfg)
             .and_then(|mut store| weft_ipam::status(&cfg, &mut store))
             .map_err(|e| {
-            PluginError::Cni(weft_proto::CniError::new(
-                weft_proto::codes::NOT_AVAILABLE,
-                e.to_string(),
-            ))
-        })
+                PluginError::Cni(weft_proto::CniError::new(
+                    weft_proto::codes::NOT_AVAILABLE,
+                    e.to_string(),
+                ))
+            })
     }
 }

@@ -1,6 +1,12 @@
 //! Bridge mode end to end: result shape, idempotent ADD, CHECK against tampering, DEL in
 //! every situation, MTU, MAC, gateway and forwarding, default routes, masquerade, a
 //! dual-stack ping between two pods, and rejected configurations that must leave nothing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers fail loudly
 
 mod common;
 
@@ -16,7 +22,10 @@ fn list(node: &Node, name: &str, extra: Value) -> Value {
 fn add(node: &Node, list: &Value, cid: &str) -> (TestNs, Attachment, Value) {
     let pod = netns(cid);
     let att = pod_att(cid, &pod);
-    let res = node.rt.add(list, &att).unwrap_or_else(|e| panic!("ADD {cid}: {e}"));
+    let res = node
+        .rt
+        .add(list, &att)
+        .unwrap_or_else(|e| panic!("ADD {cid}: {e}"));
     (pod, att, res)
 }
 
@@ -56,7 +65,11 @@ fn add_result_idempotence_check_and_repeated_del() {
     assert_eq!(node.reservations("badd").len(), 2);
     assert_eq!(node.host_veths().len(), 1);
 
-    assert_eq!(check_code(&node, &l, &att, &res), None, "CHECK right after ADD");
+    assert_eq!(
+        check_code(&node, &l, &att, &res),
+        None,
+        "CHECK right after ADD"
+    );
     node.rt.check(&l, &att).expect("CHECK through the runtime");
     node.rt.del(&l, &att).expect("DEL");
     node.rt.del(&l, &att).expect("DEL again");
@@ -69,10 +82,20 @@ fn add_result_idempotence_check_and_repeated_del() {
 fn check_fails_with_105_after_tampering() {
     let node = Node::new("bchk");
     let l = list(&node, "bchk", json!({"isDefaultGateway": true}));
-    let tampers = ["pod interface", "v4 address", "v6 address", "default route", "bridge gateway"];
+    let tampers = [
+        "pod interface",
+        "v4 address",
+        "v6 address",
+        "default route",
+        "bridge gateway",
+    ];
     for (i, what) in tampers.iter().enumerate() {
         let (pod, att, res) = add(&node, &l, &format!("bchk{i}"));
-        assert_eq!(check_code(&node, &l, &att, &res), None, "{what}: CHECK before tampering");
+        assert_eq!(
+            check_code(&node, &l, &att, &res),
+            None,
+            "{what}: CHECK before tampering"
+        );
         let v4 = res["ips"][0]["address"].as_str().unwrap();
         let v6 = res["ips"][1]["address"].as_str().unwrap();
         match *what {
@@ -82,7 +105,11 @@ fn check_fails_with_105_after_tampering() {
             "default route" => sh(&pod, &["ip", "route", "del", "default"]),
             _ => node.sh(&["ip", "addr", "del", "10.88.0.1/24", "dev", "cni0"]),
         };
-        assert_eq!(check_code(&node, &l, &att, &res), Some(105), "CHECK after removing the {what}");
+        assert_eq!(
+            check_code(&node, &l, &att, &res),
+            Some(105),
+            "CHECK after removing the {what}"
+        );
         node.rt.del(&l, &att).expect("DEL");
         assert_released(&node, "bchk");
     }
@@ -99,7 +126,9 @@ fn del_with_empty_netns_and_after_the_namespace_is_gone() {
 
     let (pod, att, _) = add(&node, &l, "bdel2");
     drop(pod);
-    node.rt.del(&l, &att).expect("DEL after the namespace is gone");
+    node.rt
+        .del(&l, &att)
+        .expect("DEL after the namespace is gone");
     assert_released(&node, "bdel");
     node.rt.del(&l, &att).expect("DEL again");
 }
@@ -107,10 +136,15 @@ fn del_with_empty_netns_and_after_the_namespace_is_gone() {
 #[test]
 fn mtu_and_mac_from_runtime_config_and_cni_args() {
     let node = Node::new("bmtu");
-    let l = list(&node, "bmtu", json!({"mtu": 1400, "capabilities": {"mac": true}}));
+    let l = list(
+        &node,
+        "bmtu",
+        json!({"mtu": 1400, "capabilities": {"mac": true}}),
+    );
     let pod = netns("bmtu1");
     let mut att = pod_att("bmtu1", &pod);
-    att.capability_args.insert("mac".into(), json!("0a:58:0a:58:00:99"));
+    att.capability_args
+        .insert("mac".into(), json!("0a:58:0a:58:00:99"));
     let res = node.rt.add(&l, &att).expect("ADD");
     assert_eq!(mtu(&pod, "eth0"), 1400);
     let host = res["interfaces"][1]["name"].as_str().unwrap();
@@ -121,7 +155,8 @@ fn mtu_and_mac_from_runtime_config_and_cni_args() {
 
     let pod2 = netns("bmtu2");
     let mut att2 = pod_att("bmtu2", &pod2);
-    att2.cni_args.push(("MAC".into(), "0a:58:0a:58:00:98".into()));
+    att2.cni_args
+        .push(("MAC".into(), "0a:58:0a:58:00:98".into()));
     let res = node.rt.add(&l, &att2).expect("ADD with CNI_ARGS MAC");
     assert_eq!(res["interfaces"][2]["mac"], "0a:58:0a:58:00:98");
     node.rt.del(&l, &att2).expect("DEL");
@@ -131,7 +166,9 @@ fn mtu_and_mac_from_runtime_config_and_cni_args() {
 #[test]
 fn rejected_configurations_reserve_nothing() {
     let node = Node::new("brej");
-    node.sh(&["ip", "link", "add", "notabr", "type", "veth", "peer", "name", "notabr-p"]);
+    node.sh(&[
+        "ip", "link", "add", "notabr", "type", "veth", "peer", "name", "notabr-p",
+    ]);
     let pod = netns("brejpod");
     let att = pod_att("brej1", &pod);
     for extra in [
@@ -152,7 +189,12 @@ fn foreign_pod_interface_is_108_and_reserves_nothing() {
     let node = Node::new("bfor");
     let l = list(&node, "bfor", json!({}));
     let pod = netns("bforpod");
-    sh(&pod, &["ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"]);
+    sh(
+        &pod,
+        &[
+            "ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
+        ],
+    );
     let att = pod_att("bfor1", &pod);
     let (code, msg) = failure(&node.call("weft", "ADD", Some(&att), &request(&l, &att, None)));
     assert_eq!(code, 108, "{msg}");
@@ -163,19 +205,37 @@ fn foreign_pod_interface_is_108_and_reserves_nothing() {
 #[test]
 fn gateway_forwarding_default_routes_and_masquerade() {
     let node = Node::new("bgw");
-    let l = list(&node, "bgw", json!({"isDefaultGateway": true, "ipMasq": true}));
+    let l = list(
+        &node,
+        "bgw",
+        json!({"isDefaultGateway": true, "ipMasq": true}),
+    );
     let (pod, att, res) = add(&node, &l, "bgw1");
     let on_bridge = addrs(&node.ns, "cni0");
-    assert!(on_bridge.contains(&"10.88.0.1/24".to_string()), "{on_bridge:?}");
-    assert!(on_bridge.contains(&"fd88::1/64".to_string()), "{on_bridge:?}");
+    assert!(
+        on_bridge.contains(&"10.88.0.1/24".to_string()),
+        "{on_bridge:?}"
+    );
+    assert!(
+        on_bridge.contains(&"fd88::1/64".to_string()),
+        "{on_bridge:?}"
+    );
     let fwd4 = node.sh(&["cat", "/proc/sys/net/ipv4/ip_forward"]);
     let fwd6 = node.sh(&["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]);
     assert_eq!((fwd4.trim(), fwd6.trim()), ("1", "1"));
     assert!(sh(&pod, &["ip", "-4", "route", "show", "default"]).contains("via 10.88.0.1"));
     assert!(sh(&pod, &["ip", "-6", "route", "show", "default"]).contains("via fd88::1"));
     let routes = res["routes"].as_array().expect("routes");
-    assert!(routes.iter().any(|r| r["dst"] == "0.0.0.0/0" && r["gw"] == "10.88.0.1"));
-    assert!(routes.iter().any(|r| r["dst"] == "::/0" && r["gw"] == "fd88::1"));
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["dst"] == "0.0.0.0/0" && r["gw"] == "10.88.0.1")
+    );
+    assert!(
+        routes
+            .iter()
+            .any(|r| r["dst"] == "::/0" && r["gw"] == "fd88::1")
+    );
     let elems = node.masq_elements();
     assert!(elems.iter().any(|e| e.contains("10.88.0.2")), "{elems:?}");
     assert!(elems.iter().any(|e| e.contains("fd88::2")), "{elems:?}");
@@ -196,8 +256,14 @@ fn dual_stack_ping_between_two_pods() {
     assert!(ping(&pod_b, &ip_of(&res_a, 0)), "IPv4 b -> a");
     assert!(ping(&pod_a, &ip_of(&res_b, 1)), "IPv6 a -> b");
     assert!(ping(&pod_b, &ip_of(&res_a, 1)), "IPv6 b -> a");
-    let tentative = sh(&pod_a, &["ip", "-6", "addr", "show", "scope", "global", "tentative"]);
-    assert!(tentative.trim().is_empty(), "tentative addresses: {tentative}");
+    let tentative = sh(
+        &pod_a,
+        &["ip", "-6", "addr", "show", "scope", "global", "tentative"],
+    );
+    assert!(
+        tentative.trim().is_empty(),
+        "tentative addresses: {tentative}"
+    );
     node.rt.del(&l, &att_a).expect("DEL a");
     node.rt.del(&l, &att_b).expect("DEL b");
     assert_released(&node, "bping");

@@ -1,5 +1,11 @@
 //! IPAM delegation: the reference `host-local` under `weft`, a missing IPAM binary, `weft-ipam`
 //! under the reference `bridge`, and a recording fake IPAM that shows what a delegate sees.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers fail loudly
 
 mod common;
 
@@ -23,7 +29,11 @@ fn host_local_delegate_add_check_del() {
     assert_eq!(res["ips"][0]["address"], "10.44.0.2/24");
     assert_eq!(res["ips"][1]["address"], "fd44::2/64");
     assert_eq!(res["ips"][0]["interface"], 2);
-    assert_eq!(node.reservations("dhl").len(), 2, "host-local wrote its files");
+    assert_eq!(
+        node.reservations("dhl").len(),
+        2,
+        "host-local wrote its files"
+    );
     node.rt.check(&l, &att).expect("CHECK");
     node.rt.del(&l, &att).expect("DEL");
     assert_eq!(node.reservations("dhl"), vec![]);
@@ -57,7 +67,10 @@ fn weft_ipam_under_the_reference_bridge() {
         "type": "bridge", "bridge": "refbr0", "isGateway": true,
         "ipam": {"type": "weft-ipam", "dataDir": node.data_dir(),
                  "ranges": [[{"subnet": "10.46.0.0/24"}]]}}]});
-    let res = node.rt.add(&l, &att).expect("reference bridge ADD with weft-ipam");
+    let res = node
+        .rt
+        .add(&l, &att)
+        .expect("reference bridge ADD with weft-ipam");
     assert_eq!(res["ips"][0]["address"], "10.46.0.2/24");
     assert_eq!(node.reservations("dref").len(), 1);
     assert!(addrs(&pod, "eth0").contains(&"10.46.0.2/24".to_string()));
@@ -100,7 +113,10 @@ fn recorded(dir: &Path, verb: &str) -> (Value, HashMap<String, String>) {
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    (serde_json::from_slice(&stdin).expect("recorded stdin is JSON"), env)
+    (
+        serde_json::from_slice(&stdin).expect("recorded stdin is JSON"),
+        env,
+    )
 }
 
 #[test]
@@ -131,7 +147,10 @@ fn fake_ipam_sees_the_full_config_and_the_same_env() {
     assert_eq!(node.host_veths(), Vec::<String>::new());
 
     node.rt.status(&l).expect("STATUS forwarded and passing");
-    assert_eq!(recorded(fake_dir.path(), "STATUS").1["CNI_COMMAND"], "STATUS");
+    assert_eq!(
+        recorded(fake_dir.path(), "STATUS").1["CNI_COMMAND"],
+        "STATUS"
+    );
     node.rt.gc(&l, &[("x".into(), "eth0".into())]).expect("GC");
     let (stdin, _) = recorded(fake_dir.path(), "GC");
     assert_eq!(

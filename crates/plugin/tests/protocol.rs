@@ -1,5 +1,11 @@
 //! Black-box protocol tests (checklist section 7, items 1-34 that apply to `weft` and
 //! `weft-ipam`): the binaries run with raw env + stdin in a throwaway node namespace.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers fail loudly
 
 mod common;
 
@@ -19,7 +25,12 @@ fn conf(node: &Node, version: &str, name: &str) -> Value {
 /// Nothing on the node or in the pod was created, nothing reserved.
 fn assert_untouched(node: &Node, pod: &weft_testns::TestNs, network: &str) {
     assert_eq!(node.reservations(network), vec![], "reservation left");
-    assert_eq!(links(&node.ns).len(), 1, "node links: {:?}", links(&node.ns));
+    assert_eq!(
+        links(&node.ns).len(),
+        1,
+        "node links: {:?}",
+        links(&node.ns)
+    );
     assert_eq!(links(pod).len(), 1, "pod links: {:?}", links(pod));
     assert!(node.masq_elements().is_empty());
 }
@@ -66,7 +77,10 @@ fn unknown_command_and_missing_env_vars_are_code_4() {
                 .collect();
             let (code, msg) = failure(&node.exec(bin, &env, stdin.as_bytes()));
             assert_eq!(code, 4, "{bin} without {missing}");
-            assert!(msg.contains(missing), "{bin}: msg {msg:?} must name {missing}");
+            assert!(
+                msg.contains(missing),
+                "{bin}: msg {msg:?} must name {missing}"
+            );
         }
     }
     assert_untouched(&node, &pod, "penv");
@@ -120,7 +134,11 @@ fn decode_name_and_version_errors() {
         assert_eq!(failure(&out).0, 1, "{bin} CHECK at 0.3.1");
         for verb in ["GC", "STATUS"] {
             let stdin = conf(&node, "1.0.0", "pdec").to_string();
-            let out = node.exec(bin, &[("CNI_COMMAND", verb), ("CNI_PATH", REF_DIR)], stdin.as_bytes());
+            let out = node.exec(
+                bin,
+                &[("CNI_COMMAND", verb), ("CNI_PATH", REF_DIR)],
+                stdin.as_bytes(),
+            );
             assert_eq!(failure(&out).0, 1, "{bin} {verb} at 1.0.0");
         }
     }
@@ -165,7 +183,8 @@ fn invalid_ranges_are_code_7_and_reserve_nothing() {
         })
         .to_string();
         for bin in [WEFT, IPAM] {
-            let (code, msg) = failure(&node.exec(bin, &att_env("ADD", "c1", &p, "eth0"), stdin.as_bytes()));
+            let (code, msg) =
+                failure(&node.exec(bin, &att_env("ADD", "c1", &p, "eth0"), stdin.as_bytes()));
             assert_eq!(code, 7, "{bin} with {ranges}: {msg}");
         }
     }
@@ -177,9 +196,12 @@ fn exhausted_pool_is_code_100_and_changes_nothing() {
     let node = Node::new("pexh");
     let pod1 = netns("pexh1");
     let pod2 = netns("pexh2");
-    let ranges = json!([[{"subnet": "10.7.0.0/24", "rangeStart": "10.7.0.9", "rangeEnd": "10.7.0.9"}]]);
+    let ranges =
+        json!([[{"subnet": "10.7.0.0/24", "rangeStart": "10.7.0.9", "rangeEnd": "10.7.0.9"}]]);
     let list = weft_list("1.0.0", "pexh", &node.data_dir(), ranges, json!({}));
-    node.rt.add(&list, &pod_att("c1", &pod1)).expect("first ADD");
+    node.rt
+        .add(&list, &pod_att("c1", &pod1))
+        .expect("first ADD");
     let before = node.reservations("pexh");
     let veths = node.host_veths();
     let a2 = pod_att("c2", &pod2);
@@ -194,7 +216,11 @@ fn exhausted_pool_is_code_100_and_changes_nothing() {
         "ranges": [[{"subnet": "10.7.0.0/24", "rangeStart": "10.7.0.9", "rangeEnd": "10.7.0.9"}]],
         "dataDir": node.data_dir()}});
     let p2 = pod2.path().to_string_lossy().into_owned();
-    let out = node.exec(IPAM, &att_env("ADD", "c2", &p2, "eth0"), stdin.to_string().as_bytes());
+    let out = node.exec(
+        IPAM,
+        &att_env("ADD", "c2", &p2, "eth0"),
+        stdin.to_string().as_bytes(),
+    );
     assert_eq!(failure(&out).0, 100);
     assert_eq!(node.reservations("pexh"), before);
     node.rt.del(&list, &pod_att("c1", &pod1)).expect("DEL");
@@ -206,7 +232,10 @@ fn unknown_fields_capabilities_and_cni_args() {
     let pod = netns("pargspod");
     let p = pod.path().to_string_lossy().into_owned();
     let mut c = conf(&node, "1.0.0", "pargs");
-    merge(&mut c, json!({"someFutureField": {"x": [1, 2]}, "capabilities": {"mac": true}}));
+    merge(
+        &mut c,
+        json!({"someFutureField": {"x": [1, 2]}, "capabilities": {"mac": true}}),
+    );
     let stdin = c.to_string();
     let with_args = |args: &'static str| {
         let mut env = att_env("ADD", "c1", &p, "eth0");

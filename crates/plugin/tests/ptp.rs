@@ -1,5 +1,11 @@
 //! ptp (routed) mode: result shape, host routes on the node, and two pods reaching each
 //! other over IPv4 and IPv6 through the node.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers fail loudly
 
 mod common;
 
@@ -42,7 +48,11 @@ fn ptp_result_and_host_routes() {
     node.rt.del(&l, &att).expect("DEL again");
     assert_eq!(node.reservations("ptpres"), vec![]);
     assert_eq!(node.host_veths(), Vec::<String>::new());
-    assert!(node.sh(&["ip", "-4", "route", "show", &format!("{v4}/32")]).trim().is_empty());
+    assert!(
+        node.sh(&["ip", "-4", "route", "show", &format!("{v4}/32")])
+            .trim()
+            .is_empty()
+    );
     assert_eq!(node.masq_elements(), Vec::<String>::new());
 }
 

@@ -1,5 +1,11 @@
 //! Concurrency and crash safety: 64 pods ADDed by 8 workers at once, and ADDs killed with
 //! SIGKILL at random instants followed by DEL or GC.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers fail loudly
 
 mod common;
 
@@ -25,7 +31,13 @@ fn all_ips(results: &[&Value]) -> Vec<String> {
 #[test]
 fn sixty_four_pods_by_eight_workers() {
     let node = Node::new("conc");
-    let l = weft_list("1.0.0", "conc", &node.data_dir(), dual_ranges(), json!({"ipMasq": true}));
+    let l = weft_list(
+        "1.0.0",
+        "conc",
+        &node.data_dir(),
+        dual_ranges(),
+        json!({"ipMasq": true}),
+    );
     let pods: Vec<(TestNs, Attachment, Value)> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..8)
             .map(|w| {
@@ -36,14 +48,20 @@ fn sixty_four_pods_by_eight_workers() {
                             let cid = format!("conc{w}x{i}");
                             let pod = netns(&cid);
                             let att = pod_att(&cid, &pod);
-                            let res = node.rt.add(l, &att).unwrap_or_else(|e| panic!("ADD {cid}: {e}"));
+                            let res = node
+                                .rt
+                                .add(l, &att)
+                                .unwrap_or_else(|e| panic!("ADD {cid}: {e}"));
                             (pod, att, res)
                         })
                         .collect::<Vec<_>>()
                 })
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
     });
     let ips = all_ips(&pods.iter().map(|p| &p.2).collect::<Vec<_>>());
     let unique: HashSet<&String> = ips.iter().collect();
@@ -102,7 +120,11 @@ fn killed_add(node: &Node, att: &Attachment, stdin: &Value, delay: Duration) -> 
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn weft");
-        let _ = child.stdin.take().expect("stdin").write_all(stdin.as_bytes());
+        let _ = child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes());
         std::thread::sleep(delay);
         let _ = child.kill();
         child.wait().expect("wait").code().is_none()
@@ -113,10 +135,19 @@ fn killed_add(node: &Node, att: &Attachment, stdin: &Value, delay: Duration) -> 
 fn assert_only_live(node: &Node, live: &[(TestNs, Attachment, Value)], ctx: &str) {
     let mut want = all_ips(&live.iter().map(|p| &p.2).collect::<Vec<_>>());
     want.sort();
-    let mut held: Vec<String> = node.reservations("kill").iter().map(|(ip, _)| ip.to_string()).collect();
+    let mut held: Vec<String> = node
+        .reservations("kill")
+        .iter()
+        .map(|(ip, _)| ip.to_string())
+        .collect();
     held.sort();
     assert_eq!(held, want, "{ctx}: reservations");
-    assert_eq!(node.host_veths().len(), live.len(), "{ctx}: host veths {:?}", node.host_veths());
+    assert_eq!(
+        node.host_veths().len(),
+        live.len(),
+        "{ctx}: host veths {:?}",
+        node.host_veths()
+    );
     let mut elems = node.masq_elements();
     elems.sort();
     assert_eq!(elems, want, "{ctx}: masquerade elements");
@@ -133,7 +164,13 @@ fn sigkill_during_add_then_del_or_gc_leaves_nothing() {
     let mut rng = Rng(seed);
     let node = Node::new("kill");
     let ranges = json!([[{"subnet": "10.60.0.0/28"}], [{"subnet": "fd60::/124"}]]);
-    let l = weft_list("1.1.0", "kill", &node.data_dir(), ranges, json!({"ipMasq": true}));
+    let l = weft_list(
+        "1.1.0",
+        "kill",
+        &node.data_dir(),
+        ranges,
+        json!({"ipMasq": true}),
+    );
     let mut live: Vec<(TestNs, Attachment, Value)> = Vec::new();
     let mut kills = 0;
     for round in 0..30 {
@@ -143,27 +180,43 @@ fn sigkill_during_add_then_del_or_gc_leaves_nothing() {
         let att = pod_att(&format!("kv{round}"), &victim);
         kills += usize::from(killed_add(&node, &att, &request(&l, &att, None), delay));
         if round % 2 == 0 {
-            node.rt.del(&l, &att).unwrap_or_else(|e| panic!("{ctx}: DEL: {e}"));
+            node.rt
+                .del(&l, &att)
+                .unwrap_or_else(|e| panic!("{ctx}: DEL: {e}"));
             assert_eq!(links(&victim).len(), 1, "{ctx}: pod interface left");
         } else {
-            let valid: Vec<(String, String)> =
-                live.iter().map(|p| (p.1.container_id.clone(), "eth0".into())).collect();
-            node.rt.gc(&l, &valid).unwrap_or_else(|e| panic!("{ctx}: GC: {e}"));
+            let valid: Vec<(String, String)> = live
+                .iter()
+                .map(|p| (p.1.container_id.clone(), "eth0".into()))
+                .collect();
+            node.rt
+                .gc(&l, &valid)
+                .unwrap_or_else(|e| panic!("{ctx}: GC: {e}"));
         }
         drop(victim);
         assert_only_live(&node, &live, &ctx);
 
         let pod = netns(&format!("kl{round}"));
         let att = pod_att(&format!("kl{round}"), &pod);
-        let res = node.rt.add(&l, &att).unwrap_or_else(|e| panic!("{ctx}: fresh ADD: {e}"));
-        let taken: HashSet<String> = all_ips(&live.iter().map(|p| &p.2).collect::<Vec<_>>()).into_iter().collect();
+        let res = node
+            .rt
+            .add(&l, &att)
+            .unwrap_or_else(|e| panic!("{ctx}: fresh ADD: {e}"));
+        let taken: HashSet<String> = all_ips(&live.iter().map(|p| &p.2).collect::<Vec<_>>())
+            .into_iter()
+            .collect();
         for ip in all_ips(&[&res]) {
-            assert!(!taken.contains(&ip), "{ctx}: {ip} given to a second live pod");
+            assert!(
+                !taken.contains(&ip),
+                "{ctx}: {ip} given to a second live pod"
+            );
         }
         live.push((pod, att, res));
         if live.len() > 4 {
             let (_pod, att, _) = live.remove(0);
-            node.rt.del(&l, &att).unwrap_or_else(|e| panic!("{ctx}: DEL oldest: {e}"));
+            node.rt
+                .del(&l, &att)
+                .unwrap_or_else(|e| panic!("{ctx}: DEL oldest: {e}"));
         }
         assert_only_live(&node, &live, &ctx);
     }

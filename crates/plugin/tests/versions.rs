@@ -2,6 +2,12 @@
 //! compared with golden files under `tests/golden/<version>/` (MACs, host veth names and
 //! netns paths normalised). `UPDATE_GOLDEN=1 cargo test -p weft-plugin --test versions`
 //! rewrites them. DEL (with the cached result as prevResult) and CHECK work in each version.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers fail loudly
 
 mod common;
 
@@ -47,17 +53,31 @@ fn golden(version: &str, case: &str, actual: &Value) {
         return;
     }
     let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!("golden file {} ({e}); create it with UPDATE_GOLDEN=1", path.display())
+        panic!(
+            "golden file {} ({e}); create it with UPDATE_GOLDEN=1",
+            path.display()
+        )
     });
     let want: Value = serde_json::from_str(&want).expect("golden JSON");
-    assert_eq!(actual, &want, "{version}/{case} differs from {}", path.display());
+    assert_eq!(
+        actual,
+        &want,
+        "{version}/{case} differs from {}",
+        path.display()
+    );
 }
 
 fn check_shape(version: &str, res: &Value) {
     assert_eq!(res["cniVersion"], version);
     if version == "0.2.0" {
-        assert!(res.get("ip4").is_some() && res.get("ip6").is_some(), "{res}");
-        assert!(res.get("interfaces").is_none() && res.get("ips").is_none(), "{res}");
+        assert!(
+            res.get("ip4").is_some() && res.get("ip6").is_some(),
+            "{res}"
+        );
+        assert!(
+            res.get("interfaces").is_none() && res.get("ips").is_none(),
+            "{res}"
+        );
         return;
     }
     let versioned = version.starts_with("0.");
@@ -73,13 +93,20 @@ fn run_case(version: &str, case: &str, ranges: Value, extra: Value) {
     let name = format!("net{}", version.replace('.', ""));
     let list = weft_list(version, &name, &node.data_dir(), ranges, extra);
     let att = pod_att("c1", &pod);
-    let res = node.rt.add(&list, &att).unwrap_or_else(|e| panic!("{version} ADD: {e}"));
+    let res = node
+        .rt
+        .add(&list, &att)
+        .unwrap_or_else(|e| panic!("{version} ADD: {e}"));
     check_shape(version, &res);
     golden(version, case, &normalise(&res));
     if version >= "0.4.0" {
-        node.rt.check(&list, &att).unwrap_or_else(|e| panic!("{version} CHECK: {e}"));
+        node.rt
+            .check(&list, &att)
+            .unwrap_or_else(|e| panic!("{version} CHECK: {e}"));
     }
-    node.rt.del(&list, &att).unwrap_or_else(|e| panic!("{version} DEL: {e}"));
+    node.rt
+        .del(&list, &att)
+        .unwrap_or_else(|e| panic!("{version} DEL: {e}"));
     assert_eq!(node.reservations(&name), vec![]);
     assert_eq!(node.host_veths(), Vec::<String>::new());
 }
@@ -87,7 +114,12 @@ fn run_case(version: &str, case: &str, ranges: Value, extra: Value) {
 #[test]
 fn bridge_dual_stack_in_every_version() {
     for v in VERSIONS {
-        run_case(v, "bridge_dual", dual_ranges(), json!({"isDefaultGateway": true}));
+        run_case(
+            v,
+            "bridge_dual",
+            dual_ranges(),
+            json!({"isDefaultGateway": true}),
+        );
     }
 }
 
@@ -95,7 +127,12 @@ fn bridge_dual_stack_in_every_version() {
 fn ptp_dual_stack_in_every_version() {
     let ranges = json!([[{"subnet": "10.77.0.0/24"}], [{"subnet": "fd77::/64"}]]);
     for v in VERSIONS {
-        run_case(v, "ptp_dual", ranges.clone(), json!({"mode": "ptp", "mtu": 1450}));
+        run_case(
+            v,
+            "ptp_dual",
+            ranges.clone(),
+            json!({"mode": "ptp", "mtu": 1450}),
+        );
     }
 }
 
@@ -115,7 +152,11 @@ fn ipam_result_in_every_version() {
         let res = success(&node.exec(bin, &env, stdin.to_string().as_bytes()));
         check_shape(v, &res);
         golden(v, "ipam_dual", &normalise(&res));
-        success(&node.exec(bin, &att_env("DEL", "c1", &p, "eth0"), stdin.to_string().as_bytes()));
+        success(&node.exec(
+            bin,
+            &att_env("DEL", "c1", &p, "eth0"),
+            stdin.to_string().as_bytes(),
+        ));
         assert_eq!(reservations(&dir.join("vipam")), vec![]);
     }
 }

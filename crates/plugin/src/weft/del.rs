@@ -28,12 +28,11 @@ pub(super) fn del(req: &Request) -> Result<(), PluginError> {
     });
 
     // The pod end: deleting it deletes the host end too.
-    if let Some(path) = req.env.netns.as_ref() {
-        if let Ok(ns) = NetnsFd::open(path) {
-            if let Err(e) = delete_pod_link(&ns, req.ifname()) {
-                errors.push(e);
-            }
-        }
+    if let Some(path) = req.env.netns.as_ref()
+        && let Ok(ns) = NetnsFd::open(path)
+        && let Err(e) = delete_pod_link(&ns, req.ifname())
+    {
+        errors.push(e);
     }
     // The host end, found by its deterministic name (covers a vanished namespace).
     let plan = skeleton_plan(&conf, req);
@@ -45,10 +44,10 @@ pub(super) fn del(req: &Request) -> Result<(), PluginError> {
         }
         Err(e) => errors.push(PluginError::datapath("open netlink", e)),
     }
-    if conf.ip_masq {
-        if let Err(e) = remove_masq(req, released) {
-            errors.push(e);
-        }
+    if conf.ip_masq
+        && let Err(e) = remove_masq(req, released)
+    {
+        errors.push(e);
     }
     PluginError::from_list(errors)
 }

@@ -31,10 +31,10 @@ pub(super) fn gc(req: &Request) -> Result<(), PluginError> {
     if let Err(e) = gc_links(&req.conf.name, &valid) {
         errors.push(e);
     }
-    if conf.ip_masq {
-        if let Err(e) = gc_masq(&req.conf.name, &valid) {
-            errors.push(e);
-        }
+    if conf.ip_masq
+        && let Err(e) = gc_masq(&req.conf.name, &valid)
+    {
+        errors.push(e);
     }
     PluginError::from_list(errors)
 }

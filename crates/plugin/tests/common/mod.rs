@@ -1,7 +1,13 @@
 //! Shared kit for the plugin's integration tests: a throwaway "node" namespace in which the
 //! built binaries run exactly as a runtime runs them, pod namespaces, configs, and probes of
 //! the node's state (reservation files, host veths, nftables elements).
-#![allow(dead_code)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers fail loudly
+#![allow(dead_code)] // each test binary uses a different subset
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -80,7 +86,13 @@ impl Node {
     }
 
     /// Runs `weft` (or another plugin in CNI_PATH) for one attachment.
-    pub fn call(&self, plugin: &str, verb: &str, att: Option<&Attachment>, conf: &Value) -> PluginOutput {
+    pub fn call(
+        &self,
+        plugin: &str,
+        verb: &str,
+        att: Option<&Attachment>,
+        conf: &Value,
+    ) -> PluginOutput {
         self.rt
             .exec_raw(plugin, verb, att, conf.to_string().as_bytes())
             .expect("exec plugin")
@@ -168,7 +180,8 @@ pub fn sh_ok(ns: &TestNs, args: &[&str]) -> bool {
 
 /// (name, kind) of every link in a namespace.
 pub fn links(ns: &TestNs) -> Vec<(String, String)> {
-    let v: Value = serde_json::from_str(&sh(ns, &["ip", "-j", "-d", "link", "show"])).expect("ip json");
+    let v: Value =
+        serde_json::from_str(&sh(ns, &["ip", "-j", "-d", "link", "show"])).expect("ip json");
     v.as_array()
         .into_iter()
         .flatten()
@@ -203,7 +216,8 @@ pub fn addrs(ns: &TestNs, dev: &str) -> Vec<String> {
 
 /// MTU of a link.
 pub fn mtu(ns: &TestNs, dev: &str) -> u64 {
-    let v: Value = serde_json::from_str(&sh(ns, &["ip", "-j", "link", "show", "dev", dev])).expect("ip json");
+    let v: Value =
+        serde_json::from_str(&sh(ns, &["ip", "-j", "link", "show", "dev", dev])).expect("ip json");
     v[0]["mtu"].as_u64().expect("mtu")
 }
 
@@ -251,15 +265,28 @@ pub fn pod_att(cid: &str, pod: &TestNs) -> Attachment {
 /// Parses a failure's stdout: exactly one JSON object with int `code` and string `msg`.
 /// Returns (code, msg).
 pub fn failure(out: &PluginOutput) -> (u64, String) {
-    assert_ne!(out.status, 0, "expected failure, got success: {}", text(&out.stdout));
+    assert_ne!(
+        out.status,
+        0,
+        "expected failure, got success: {}",
+        text(&out.stdout)
+    );
     let mut docs = serde_json::Deserializer::from_slice(&out.stdout).into_iter::<Value>();
     let doc = docs
         .next()
         .unwrap_or_else(|| panic!("no JSON on stdout; stderr: {}", text(&out.stderr)))
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", text(&out.stdout)));
-    assert!(docs.next().is_none(), "more than one JSON document: {}", text(&out.stdout));
-    let code = doc["code"].as_u64().unwrap_or_else(|| panic!("no integer code: {doc}"));
-    let msg = doc["msg"].as_str().unwrap_or_else(|| panic!("no string msg: {doc}"));
+    assert!(
+        docs.next().is_none(),
+        "more than one JSON document: {}",
+        text(&out.stdout)
+    );
+    let code = doc["code"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no integer code: {doc}"));
+    let msg = doc["msg"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no string msg: {doc}"));
     (code, msg.to_string())
 }
 
@@ -285,7 +312,12 @@ pub fn text(b: &[u8]) -> String {
 }
 
 /// Environment for a raw call of an attachment verb.
-pub fn att_env<'a>(verb: &'a str, cid: &'a str, netns: &'a str, ifname: &'a str) -> Vec<(&'a str, &'a str)> {
+pub fn att_env<'a>(
+    verb: &'a str,
+    cid: &'a str,
+    netns: &'a str,
+    ifname: &'a str,
+) -> Vec<(&'a str, &'a str)> {
     vec![
         ("CNI_COMMAND", verb),
         ("CNI_CONTAINERID", cid),
