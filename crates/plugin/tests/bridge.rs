@@ -185,6 +185,78 @@ fn rejected_configurations_reserve_nothing() {
 }
 
 #[test]
+fn bridge_holding_another_ipv4_fails_after_ipam_and_releases() {
+    let node = Node::new("bforce");
+    node.sh(&["ip", "link", "add", "cni0", "type", "bridge"]);
+    node.sh(&["ip", "addr", "add", "10.88.0.254/24", "dev", "cni0"]);
+    let pod = netns("bforcepod");
+    let att = pod_att("bforce1", &pod);
+    let l = list(&node, "bforce", json!({"isGateway": true}));
+    let (code, msg) = failure(&node.call("weft", "ADD", Some(&att), &request(&l, &att, None)));
+    assert_eq!(code, 7, "{msg}");
+    assert!(msg.contains("10.88.0.254"), "{msg}");
+    assert_released(&node, "bforce");
+    assert_eq!(links(&pod).len(), 1);
+
+    let l = list(
+        &node,
+        "bforce",
+        json!({"isGateway": true, "forceAddress": true}),
+    );
+    node.rt.add(&l, &att).expect("ADD with forceAddress");
+    let on_bridge = addrs(&node.ns, "cni0");
+    assert!(
+        on_bridge.contains(&"10.88.0.1/24".to_string()),
+        "{on_bridge:?}"
+    );
+    assert!(
+        !on_bridge.contains(&"10.88.0.254/24".to_string()),
+        "{on_bridge:?}"
+    );
+    node.rt.del(&l, &att).expect("DEL");
+    assert_released(&node, "bforce");
+}
+
+#[test]
+fn requested_addresses_and_prev_result_without_version() {
+    let node = Node::new("breq");
+    let l = list(&node, "breq", json!({"capabilities": {"ips": true}}));
+    let pod = netns("breq1");
+    let mut att = pod_att("breq1", &pod);
+    att.cni_args.push(("IP".into(), "10.88.0.50".into()));
+    let res = node.rt.add(&l, &att).expect("ADD with CNI_ARGS IP");
+    assert_eq!(res["ips"][0]["address"], "10.88.0.50/24");
+    // A prevResult without cniVersion is read as the request's version.
+    let mut prev = res.clone();
+    prev.as_object_mut().unwrap().remove("cniVersion");
+    assert_eq!(check_code(&node, &l, &att, &prev), None);
+
+    let pod2 = netns("breq2");
+    let mut att2 = pod_att("breq2", &pod2);
+    att2.capability_args
+        .insert("ips".into(), json!(["10.88.0.60/24", "fd88::60/64"]));
+    let res = node.rt.add(&l, &att2).expect("ADD with runtimeConfig.ips");
+    assert_eq!(res["ips"][0]["address"], "10.88.0.60/24");
+    assert_eq!(res["ips"][1]["address"], "fd88::60/64");
+
+    // The gateway, a taken address, or one outside every range: error, nothing reserved.
+    let before = node.reservations("breq");
+    for ip in ["10.88.0.1", "10.88.0.50", "10.99.0.5"] {
+        let pod3 = netns("breq3");
+        let mut att3 = pod_att("breq3", &pod3);
+        att3.cni_args.push(("IP".into(), ip.into()));
+        let out = node.call("weft", "ADD", Some(&att3), &request(&l, &att3, None));
+        let (code, msg) = failure(&out);
+        assert_ne!(code, 0, "{ip}: {msg}");
+        assert_eq!(node.reservations("breq"), before, "{ip}");
+        assert_eq!(links(&pod3).len(), 1, "{ip}");
+    }
+    node.rt.del(&l, &att).expect("DEL");
+    node.rt.del(&l, &att2).expect("DEL");
+    assert_released(&node, "breq");
+}
+
+#[test]
 fn foreign_pod_interface_is_108_and_reserves_nothing() {
     let node = Node::new("bfor");
     let l = list(&node, "bfor", json!({}));

@@ -98,12 +98,12 @@ impl Rng {
     }
 }
 
-/// Starts `weft ADD` inside the node namespace and SIGKILLs it after `delay`; returns
+/// Starts `weft <verb>` inside the node namespace and SIGKILLs it after `delay`; returns
 /// whether the kill landed before the plugin exited.
-fn killed_add(node: &Node, att: &Attachment, stdin: &Value, delay: Duration) -> bool {
+fn killed_call(node: &Node, verb: &str, att: &Attachment, stdin: &Value, delay: Duration) -> bool {
     let path = format!("{}:{REF_DIR}", bin_dir().display());
     let env = [
-        ("CNI_COMMAND", "ADD"),
+        ("CNI_COMMAND", verb),
         ("CNI_CONTAINERID", att.container_id.as_str()),
         ("CNI_NETNS", att.netns.as_str()),
         ("CNI_IFNAME", att.ifname.as_str()),
@@ -132,7 +132,7 @@ fn killed_add(node: &Node, att: &Attachment, stdin: &Value, delay: Duration) -> 
 }
 
 /// The node holds exactly what the live pods hold: reservations, veths, masquerade.
-fn assert_only_live(node: &Node, live: &[(TestNs, Attachment, Value)], ctx: &str) {
+fn assert_only_live(node: &Node, network: &str, live: &[(TestNs, Attachment, Value)], ctx: &str) {
     let mut want = all_ips(&live.iter().map(|p| &p.2).collect::<Vec<_>>());
     want.sort();
     let mut held: Vec<String> = node
@@ -153,8 +153,36 @@ fn assert_only_live(node: &Node, live: &[(TestNs, Attachment, Value)], ctx: &str
     assert_eq!(elems, want, "{ctx}: masquerade elements");
 }
 
+/// Adds a pod to the live set after checking no other live pod holds its addresses; keeps
+/// at most four live pods (DELs the oldest) so the small pool is reused all the time.
+fn admit(
+    node: &Node,
+    list: &Value,
+    live: &mut Vec<(TestNs, Attachment, Value)>,
+    pod: (TestNs, Attachment, Value),
+    ctx: &str,
+) {
+    let taken: HashSet<String> = all_ips(&live.iter().map(|p| &p.2).collect::<Vec<_>>())
+        .into_iter()
+        .collect();
+    for ip in all_ips(&[&pod.2]) {
+        assert!(
+            !taken.contains(&ip),
+            "{ctx}: {ip} given to a second live pod"
+        );
+    }
+    live.push(pod);
+    if live.len() > 4 {
+        let (_pod, att, _) = live.remove(0);
+        node.rt
+            .del(list, &att)
+            .unwrap_or_else(|e| panic!("{ctx}: DEL oldest: {e}"));
+    }
+    assert_only_live(node, "kill", live, ctx);
+}
+
 #[test]
-fn sigkill_during_add_then_del_or_gc_leaves_nothing() {
+fn sigkill_during_add_then_del_gc_or_retry_leaves_nothing() {
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -171,30 +199,66 @@ fn sigkill_during_add_then_del_or_gc_leaves_nothing() {
         ranges,
         json!({"ipMasq": true}),
     );
+    // Kill instants cover the whole ADD: 0-20 ms, or longer if an ADD takes longer here
+    // (debug build, loaded machine), so the late steps (masquerade, result) get hit too.
+    let warm = netns("kwarm");
+    let warm_att = pod_att("kwarm", &warm);
+    let took = node
+        .call(
+            "weft",
+            "ADD",
+            Some(&warm_att),
+            &request(&l, &warm_att, None),
+        )
+        .elapsed;
+    node.rt.del(&l, &warm_att).expect("warm-up DEL");
+    let window = took.max(Duration::from_millis(20)).as_micros() as u64 * 5 / 4;
+    println!("one ADD took {took:?}; kill window {window} us");
     let mut live: Vec<(TestNs, Attachment, Value)> = Vec::new();
     let mut kills = 0;
     for round in 0..30 {
-        let delay = Duration::from_micros(rng.below(20_000));
+        let delay = Duration::from_micros(rng.below(window));
         let ctx = format!("seed {seed} round {round} delay {delay:?}");
         let victim = netns(&format!("kv{round}"));
         let att = pod_att(&format!("kv{round}"), &victim);
-        kills += usize::from(killed_add(&node, &att, &request(&l, &att, None), delay));
-        if round % 2 == 0 {
-            node.rt
-                .del(&l, &att)
-                .unwrap_or_else(|e| panic!("{ctx}: DEL: {e}"));
-            assert_eq!(links(&victim).len(), 1, "{ctx}: pod interface left");
-        } else {
-            let valid: Vec<(String, String)> = live
-                .iter()
-                .map(|p| (p.1.container_id.clone(), "eth0".into()))
-                .collect();
-            node.rt
-                .gc(&l, &valid)
-                .unwrap_or_else(|e| panic!("{ctx}: GC: {e}"));
+        kills += usize::from(killed_call(
+            &node,
+            "ADD",
+            &att,
+            &request(&l, &att, None),
+            delay,
+        ));
+        match round % 3 {
+            0 => {
+                node.rt
+                    .del(&l, &att)
+                    .unwrap_or_else(|e| panic!("{ctx}: DEL: {e}"));
+                assert_eq!(links(&victim).len(), 1, "{ctx}: pod interface left");
+            }
+            1 => {
+                let valid: Vec<(String, String)> = live
+                    .iter()
+                    .map(|p| (p.1.container_id.clone(), "eth0".into()))
+                    .collect();
+                node.rt
+                    .gc(&l, &valid)
+                    .unwrap_or_else(|e| panic!("{ctx}: GC: {e}"));
+            }
+            _ => {
+                // The runtime retries the ADD instead: it must finish what the killed one began.
+                let res = node
+                    .rt
+                    .add(&l, &att)
+                    .unwrap_or_else(|e| panic!("{ctx}: ADD retried after the kill: {e}"));
+                node.rt
+                    .check(&l, &att)
+                    .unwrap_or_else(|e| panic!("{ctx}: CHECK after the retried ADD: {e}"));
+                admit(&node, &l, &mut live, (victim, att, res), &ctx);
+                continue;
+            }
         }
         drop(victim);
-        assert_only_live(&node, &live, &ctx);
+        assert_only_live(&node, "kill", &live, &ctx);
 
         let pod = netns(&format!("kl{round}"));
         let att = pod_att(&format!("kl{round}"), &pod);
@@ -202,27 +266,51 @@ fn sigkill_during_add_then_del_or_gc_leaves_nothing() {
             .rt
             .add(&l, &att)
             .unwrap_or_else(|e| panic!("{ctx}: fresh ADD: {e}"));
-        let taken: HashSet<String> = all_ips(&live.iter().map(|p| &p.2).collect::<Vec<_>>())
-            .into_iter()
-            .collect();
-        for ip in all_ips(&[&res]) {
-            assert!(
-                !taken.contains(&ip),
-                "{ctx}: {ip} given to a second live pod"
-            );
-        }
-        live.push((pod, att, res));
-        if live.len() > 4 {
-            let (_pod, att, _) = live.remove(0);
-            node.rt
-                .del(&l, &att)
-                .unwrap_or_else(|e| panic!("{ctx}: DEL oldest: {e}"));
-        }
-        assert_only_live(&node, &live, &ctx);
+        admit(&node, &l, &mut live, (pod, att, res), &ctx);
     }
     for (_, att, _) in live.drain(..) {
         node.rt.del(&l, &att).expect("final DEL");
     }
-    assert_only_live(&node, &[], "end");
+    assert_only_live(&node, "kill", &[], "end");
     println!("{kills} of 30 ADDs were killed before they finished");
+}
+
+#[test]
+fn sigkill_during_del_then_del_again_leaves_nothing() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("seed {seed}");
+    let mut rng = Rng(seed);
+    let node = Node::new("kdel");
+    let ranges = json!([[{"subnet": "10.61.0.0/28"}], [{"subnet": "fd61::/124"}]]);
+    let l = weft_list(
+        "1.1.0",
+        "kdel",
+        &node.data_dir(),
+        ranges,
+        json!({"ipMasq": true}),
+    );
+    for round in 0..20 {
+        let delay = Duration::from_micros(rng.below(15_000));
+        let ctx = format!("seed {seed} round {round} delay {delay:?}");
+        let pod = netns(&format!("kd{round}"));
+        let att = pod_att(&format!("kd{round}"), &pod);
+        let res = node.rt.add(&l, &att).expect("ADD");
+        let stdin = request(&l, &att, Some(&res));
+        killed_call(&node, "DEL", &att, &stdin, delay);
+        if round % 2 == 0 {
+            node.rt
+                .del(&l, &att)
+                .unwrap_or_else(|e| panic!("{ctx}: DEL after a killed DEL: {e}"));
+        } else {
+            node.rt
+                .gc(&l, &[])
+                .unwrap_or_else(|e| panic!("{ctx}: GC after a killed DEL: {e}"));
+        }
+        assert_eq!(links(&pod).len(), 1, "{ctx}: pod interface left");
+        assert_only_live(&node, "kdel", &[], &ctx);
+    }
 }

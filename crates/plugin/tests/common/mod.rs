@@ -287,6 +287,17 @@ pub fn failure(out: &PluginOutput) -> (u64, String) {
     let msg = doc["msg"]
         .as_str()
         .unwrap_or_else(|| panic!("no string msg: {doc}"));
+    assert!(!msg.is_empty(), "empty msg: {doc}");
+    assert!(
+        doc["cniVersion"].is_string(),
+        "error without cniVersion: {doc}"
+    );
+    if let Some(details) = doc.get("details") {
+        assert!(
+            details.as_str().is_some_and(|d| !d.is_empty()),
+            "empty details: {doc}"
+        );
+    }
     (code, msg.to_string())
 }
 
