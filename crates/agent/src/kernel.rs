@@ -1,0 +1,294 @@
+//! The executor: reads and changes the kernel state of the namespace weftd runs in.
+//!
+//! Synchronous (netlink, `nft`); the agent calls it from a blocking thread. It never
+//! changes namespace, and it never tears down on its own: only entries that the desired
+//! state no longer wants are removed, and only entries weftd owns are looked at.
+
+use std::net::IpAddr;
+
+use anyhow::{Context, Result, bail};
+use ipnet::IpNet;
+use weft_cluster::{MacAddr, NodePlan, PlanDiff, VXLAN_DEVICE, VxlanDevicePlan};
+use weft_datapath::netlink::IpFamily;
+use weft_datapath::nft::apply_nft;
+use weft_datapath::sysctl::{read_sysctl, write_sysctl};
+use weft_datapath::{LinkInfo, Netlink, RouteSpec, VxlanSpec};
+
+use crate::actual::{
+    owned_fdb, owned_neighbours, owned_routes, owned_routes_without_gateway, route_spec,
+};
+use crate::desired::{BRIDGE, LocalSetup};
+
+/// RT_SCOPE_UNIVERSE: a global address.
+const SCOPE_GLOBAL: u8 = 0;
+
+/// The underlay interface as found in the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Underlay {
+    /// Interface index.
+    pub index: u32,
+    /// Its MTU.
+    pub mtu: u32,
+    /// First global address (IPv4 preferred) with prefix length.
+    pub primary: IpNet,
+    /// First global address of the other family, if any.
+    pub secondary: Option<IpNet>,
+}
+
+/// What one convergence changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Converged {
+    /// MAC of the VXLAN device (vxlan backend).
+    pub vxlan_mac: Option<MacAddr>,
+    /// Number of route/neighbour/FDB entries added, replaced or removed.
+    pub changes: usize,
+}
+
+/// A netlink socket in weftd's own namespace plus what was last applied to nftables.
+#[derive(Debug)]
+pub struct Kernel {
+    nl: Netlink,
+    applied_nft: Option<String>,
+}
+
+impl Kernel {
+    /// Opens netlink in the namespace of the calling thread (weftd's namespace).
+    pub fn open() -> Result<Kernel> {
+        Ok(Kernel {
+            nl: Netlink::open().context("open netlink")?,
+            applied_nft: None,
+        })
+    }
+
+    /// Finds the underlay interface and its addresses.
+    pub fn underlay(&mut self, iface: &str) -> Result<Underlay> {
+        let link = self
+            .nl
+            .link_by_name(iface)
+            .with_context(|| format!("underlay interface {iface}"))?;
+        let global: Vec<IpNet> = self
+            .nl
+            .addrs(Some(link.index), None)?
+            .into_iter()
+            .filter(|a| a.scope == SCOPE_GLOBAL && usable_underlay(a.addr.addr()))
+            .map(|a| a.addr)
+            .collect();
+        let first = |v6: bool| global.iter().copied().find(|a| a.addr().is_ipv6() == v6);
+        let (primary, secondary) = match (first(false), first(true)) {
+            (Some(v4), v6) => (v4, v6),
+            (None, Some(v6)) => (v6, None),
+            (None, None) => bail!("underlay interface {iface} has no global address"),
+        };
+        Ok(Underlay {
+            index: link.index,
+            mtu: link.mtu,
+            primary,
+            secondary,
+        })
+    }
+
+    /// Brings the node to `setup` and, when peers are known, to `plan`.
+    ///
+    /// `plan: None` (peers not read yet, e.g. right after a restart while the datastore is
+    /// down) leaves every route, neighbour and FDB entry exactly as it is.
+    pub fn converge(&mut self, setup: &LocalSetup, plan: Option<&NodePlan>) -> Result<Converged> {
+        enable_forwarding();
+        self.ensure_bridge(setup)?;
+        let vxlan = match &setup.vxlan {
+            Some(dev) => Some(self.ensure_vxlan(dev, setup)?),
+            None => {
+                if self.nl.delete_link_by_name(VXLAN_DEVICE)? {
+                    tracing::info!("removed {VXLAN_DEVICE}: backend is not vxlan");
+                }
+                None
+            }
+        };
+        self.ensure_nft(&setup.masquerade_script)?;
+        let mut done = Converged {
+            vxlan_mac: vxlan.as_ref().and_then(|l| l.mac).map(MacAddr),
+            changes: 0,
+        };
+        if let Some(plan) = plan {
+            done.changes = self.reconcile_peers(plan, vxlan.as_ref().map(|l| l.index))?;
+        }
+        Ok(done)
+    }
+
+    fn ensure_bridge(&mut self, setup: &LocalSetup) -> Result<()> {
+        let link = match self.nl.find_link(BRIDGE)? {
+            Some(link) if link.kind.as_deref() == Some("bridge") => link,
+            Some(link) => bail!("{BRIDGE} exists but is a {:?} device", link.kind),
+            None => {
+                tracing::info!(mtu = setup.pod_mtu, "creating bridge {BRIDGE}");
+                self.nl.create_bridge(BRIDGE, Some(setup.pod_mtu))?
+            }
+        };
+        if !link.up {
+            self.nl.set_up(link.index, true)?;
+        }
+        self.ensure_addresses(&link, &setup.bridge_addresses)
+    }
+
+    fn ensure_vxlan(&mut self, dev: &VxlanDevicePlan, setup: &LocalSetup) -> Result<LinkInfo> {
+        let mtu = setup.pod_mtu;
+        let mut link = match self.nl.find_link(&dev.name)? {
+            Some(link) if link.kind.as_deref() != Some("vxlan") => {
+                bail!("{} exists but is a {:?} device", dev.name, link.kind)
+            }
+            Some(link) if link.link != Some(setup.underlay_index) => {
+                // The underlay device is fixed at creation: recreate, keeping the MAC peers know.
+                tracing::warn!(name = %dev.name, "VXLAN underlay changed, recreating the device");
+                self.nl.delete_link(link.index)?;
+                self.create_vxlan(dev, setup, link.mac)?
+            }
+            Some(link) => link,
+            None => self.create_vxlan(dev, setup, None)?,
+        };
+        if link.mtu != mtu {
+            self.nl.set_mtu(link.index, mtu)?;
+            link.mtu = mtu;
+        }
+        if !link.up {
+            self.nl.set_up(link.index, true)?;
+        }
+        self.ensure_addresses(&link, &dev.addresses)?;
+        Ok(link)
+    }
+
+    fn create_vxlan(
+        &mut self,
+        dev: &VxlanDevicePlan,
+        setup: &LocalSetup,
+        mac: Option<[u8; 6]>,
+    ) -> Result<LinkInfo> {
+        tracing::info!(name = %dev.name, vni = dev.vni, port = dev.port, local = %dev.local, "creating VXLAN device");
+        let spec = VxlanSpec {
+            name: &dev.name,
+            vni: dev.vni,
+            local: Some(dev.local),
+            port: dev.port,
+            learning: false,
+            underlay: Some(setup.underlay_index),
+            mtu: Some(setup.pod_mtu),
+            mac,
+        };
+        Ok(self.nl.create_vxlan(&spec)?)
+    }
+
+    /// Adds missing global addresses and removes global ones not wanted (an old subnet).
+    fn ensure_addresses(&mut self, link: &LinkInfo, wanted: &[IpNet]) -> Result<()> {
+        let present: Vec<IpNet> = self
+            .nl
+            .addrs(Some(link.index), None)?
+            .into_iter()
+            .filter(|a| a.scope == SCOPE_GLOBAL)
+            .map(|a| a.addr)
+            .collect();
+        for addr in wanted.iter().filter(|a| !present.contains(a)) {
+            tracing::info!(%addr, dev = %link.name, "adding address");
+            // nodad: pods and peers must be able to use the address at once.
+            self.nl.add_addr(link.index, *addr, addr.addr().is_ipv6())?;
+        }
+        for addr in present.iter().filter(|a| !wanted.contains(a)) {
+            tracing::info!(%addr, dev = %link.name, "removing stale address");
+            self.nl.delete_addr(link.index, *addr)?;
+        }
+        Ok(())
+    }
+
+    fn ensure_nft(&mut self, script: &str) -> Result<()> {
+        if self.applied_nft.as_deref() == Some(script) && self.nft_table_present() {
+            return Ok(());
+        }
+        apply_nft(script, None).context("apply masquerade table")?;
+        self.applied_nft = Some(script.to_string());
+        Ok(())
+    }
+
+    fn nft_table_present(&self) -> bool {
+        let args = ["list", "table", "inet", crate::desired::NFT_TABLE];
+        weft_datapath::nft::nft_list_json(&args, None).is_ok()
+    }
+
+    fn reconcile_peers(&mut self, plan: &NodePlan, vxlan_index: Option<u32>) -> Result<usize> {
+        let mut routes = self.nl.routes(IpFamily::V4, None)?;
+        routes.extend(self.nl.routes(IpFamily::V6, None)?);
+        let mut actual = NodePlan {
+            routes: owned_routes(&routes, vxlan_index),
+            ..NodePlan::default()
+        };
+        if let Some(index) = vxlan_index {
+            let mut neighbours = self.nl.neighbours(IpFamily::V4, Some(index))?;
+            neighbours.extend(self.nl.neighbours(IpFamily::V6, Some(index))?);
+            actual.neighbours = owned_neighbours(&neighbours);
+            actual.fdb = owned_fdb(&self.nl.fdb(Some(index))?);
+        }
+        let diff = plan.diff(&actual);
+        let mut changes = self.apply_diff(&diff, vxlan_index)?;
+        for dst in owned_routes_without_gateway(&routes) {
+            self.nl.delete_route(&RouteSpec::to(dst))?;
+            changes += 1;
+        }
+        Ok(changes)
+    }
+
+    /// Order from [`PlanDiff`]: FDB, neighbours, routes up; routes, neighbours, FDB down.
+    fn apply_diff(&mut self, diff: &PlanDiff, vxlan_index: Option<u32>) -> Result<usize> {
+        if diff.is_empty() {
+            return Ok(0);
+        }
+        let vx = || vxlan_index.context("VXLAN entries planned without a VXLAN device");
+        for f in &diff.fdb.upsert {
+            tracing::info!(mac = %f.mac, dst = %f.dst, "fdb upsert");
+            self.nl.replace_fdb(vx()?, f.mac.octets(), f.dst)?;
+        }
+        for n in &diff.neighbours.upsert {
+            tracing::info!(ip = %n.ip, mac = %n.mac, "neighbour upsert");
+            self.nl.replace_neighbour(vx()?, n.ip, n.mac.octets())?;
+        }
+        for r in &diff.routes.upsert {
+            tracing::info!(dst = %r.dst, via = %r.via, onlink = r.onlink, "route upsert");
+            self.nl.replace_route(&route_spec(r, vxlan_index))?;
+        }
+        for r in &diff.routes.remove {
+            tracing::info!(dst = %r.dst, via = %r.via, "route remove");
+            self.nl.delete_route(&route_spec(r, vxlan_index))?;
+        }
+        for n in &diff.neighbours.remove {
+            tracing::info!(ip = %n.ip, "neighbour remove");
+            self.nl.delete_neighbour(vx()?, n.ip)?;
+        }
+        for f in &diff.fdb.remove {
+            tracing::info!(mac = %f.mac, dst = %f.dst, "fdb remove");
+            self.nl.delete_fdb(vx()?, f.mac.octets(), Some(f.dst))?;
+        }
+        Ok(diff.routes.upsert.len()
+            + diff.routes.remove.len()
+            + diff.neighbours.upsert.len()
+            + diff.neighbours.remove.len()
+            + diff.fdb.upsert.len()
+            + diff.fdb.remove.len())
+    }
+}
+
+/// Turns on IPv4 and IPv6 forwarding where it is off. IPv6 may be disabled on the host;
+/// that is only worth a warning for an IPv4-only cluster, so failures are logged.
+fn enable_forwarding() {
+    for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
+        if read_sysctl(None, key).is_ok_and(|v| v == "1") {
+            continue;
+        }
+        match write_sysctl(None, key, "1") {
+            Ok(()) => tracing::info!(key, "enabled forwarding"),
+            Err(e) => tracing::warn!(key, error = %e, "cannot enable forwarding"),
+        }
+    }
+}
+
+/// Whether an address is usable as the underlay IP (not loopback, multicast, link-local).
+fn usable_underlay(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => !a.is_loopback() && !a.is_multicast() && !a.is_link_local(),
+        IpAddr::V6(a) => !a.is_loopback() && !a.is_multicast() && !a.is_unicast_link_local(),
+    }
+}
