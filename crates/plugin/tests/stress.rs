@@ -136,7 +136,7 @@ fn assert_only_live(node: &Node, network: &str, live: &[(TestNs, Attachment, Val
     let mut want = all_ips(&live.iter().map(|p| &p.2).collect::<Vec<_>>());
     want.sort();
     let mut held: Vec<String> = node
-        .reservations("kill")
+        .reservations(network)
         .iter()
         .map(|(ip, _)| ip.to_string())
         .collect();
