@@ -1,0 +1,311 @@
+//! A small cluster in network namespaces for weftd tests: a fabric namespace with a
+//! bridge, node namespaces attached by veths (198.18.0.0/24), one real `weftd` per node.
+// Test-only helpers: clippy treats non-#[test] functions as production code.
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use serde_json::Value;
+use weft_datapath::netlink::IpFamily;
+use weft_datapath::{Netlink, NetnsFd, RouteSpec, VethSpec};
+use weft_testns::TestNs;
+
+/// Route protocol weftd marks its routes with.
+pub const WEFT_PROTO: u8 = 87;
+
+/// A running weftd; killed (SIGKILL) and reaped on drop.
+pub struct Weftd {
+    child: Option<Child>,
+}
+
+impl Weftd {
+    /// Stops it with a signal (e.g. SIGTERM) and waits.
+    pub fn stop(&mut self, signal: &str) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while child.try_wait().unwrap().is_none() {
+                assert!(Instant::now() < deadline, "weftd did not exit on {signal}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Drop for Weftd {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One node: namespace, underlay address, its directories.
+pub struct Node {
+    pub name: String,
+    pub underlay: IpAddr,
+    pub dir: PathBuf,
+    pub ns: TestNs,
+    pub fd: NetnsFd,
+}
+
+impl Node {
+    pub fn nl(&self) -> Netlink {
+        Netlink::open_in(&self.fd).unwrap()
+    }
+
+    pub fn status(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(self.dir.join("run/status.json")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn exec(&self, args: &[&str]) -> Output {
+        self.ns
+            .exec(Command::new(args[0]).args(&args[1..]))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.ns.run(|| {
+            Command::new(args[0])
+                .args(&args[1..])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+    }
+
+    /// Subnets from status.json.
+    pub fn subnets(&self) -> Vec<IpNet> {
+        let status = self.status().unwrap();
+        serde_json::from_value(status["subnets"].clone()).unwrap()
+    }
+
+    /// The bridge gateway (first host) of this node's IPv4 subnet.
+    pub fn gateway_v4(&self) -> String {
+        let subnet = self.subnets().into_iter().find(|s| s.addr().is_ipv4()).unwrap();
+        let IpAddr::V4(a) = subnet.network() else {
+            unreachable!()
+        };
+        std::net::Ipv4Addr::from(u32::from(a) + 1).to_string()
+    }
+
+    /// Routes weftd programmed, both families, sorted by destination.
+    pub fn weft_routes(&self) -> Vec<RouteSpec> {
+        let mut nl = self.nl();
+        let mut routes = nl.routes(IpFamily::V4, None).unwrap();
+        routes.extend(nl.routes(IpFamily::V6, None).unwrap());
+        let mut routes: Vec<RouteSpec> = routes
+            .into_iter()
+            .filter(|r| r.proto == Some(WEFT_PROTO))
+            .collect();
+        routes.sort_by_key(|r| r.dst);
+        routes
+    }
+
+    pub fn ping(&self, target: &str, count: u32) -> bool {
+        let c = count.to_string();
+        self.exec(&["ping", "-c", &c, "-i", "0.2", "-W", "1", target])
+            .status
+            .success()
+    }
+}
+
+/// Fabric + nodes + shared store dir. Fields drop in order: agents first, then namespaces.
+pub struct Cluster {
+    pub agents: Vec<Weftd>,
+    pub nodes: Vec<Node>,
+    pub fabric: TestNs,
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+    pub ttl: u64,
+}
+
+impl Cluster {
+    /// `addrs`: underlay address/prefix for each node, e.g. "198.18.0.10/24".
+    pub fn new(cluster_config: &str, addrs: &[&str], ttl: u64) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("cluster.json");
+        std::fs::write(&config, cluster_config).unwrap();
+        let fabric = TestNs::new("fab").unwrap();
+        let fabric_fd = NetnsFd::open(fabric.path()).unwrap();
+        let mut fnl = Netlink::open_in(&fabric_fd).unwrap();
+        let bridge = fnl.create_bridge("fabbr", None).unwrap();
+        fnl.add_addr(bridge.index, "198.18.0.1/24".parse().unwrap(), false)
+            .unwrap();
+        let mut nodes = Vec::new();
+        for (i, addr) in addrs.iter().enumerate() {
+            let name = format!("node{i}");
+            let ns = TestNs::new(&format!("n{i}")).unwrap();
+            let fd = NetnsFd::open(ns.path()).unwrap();
+            let host_end = format!("fabp{i}");
+            let veth = fnl
+                .create_veth(&VethSpec {
+                    name: &host_end,
+                    peer_name: "eth0",
+                    peer_netns: Some(&fd),
+                    mtu: None,
+                    mac: None,
+                    peer_mac: None,
+                    group: None,
+                })
+                .unwrap();
+            fnl.set_master(veth.index, Some(bridge.index)).unwrap();
+            fnl.set_up(veth.index, true).unwrap();
+            let mut nl = Netlink::open_in(&fd).unwrap();
+            let eth0 = nl.link_by_name("eth0").unwrap();
+            let net: IpNet = addr.parse().unwrap();
+            nl.add_addr(eth0.index, net, false).unwrap();
+            nl.set_up(eth0.index, true).unwrap();
+            let node_dir = dir.path().join(&name);
+            std::fs::create_dir_all(&node_dir).unwrap();
+            nodes.push(Node {
+                name,
+                underlay: net.addr(),
+                dir: node_dir,
+                ns,
+                fd,
+            });
+        }
+        // The fabric bridge forwards only once its ports have carrier (linkwatch is async).
+        wait_until("fabric ports up", Duration::from_secs(5), || {
+            (0..nodes.len()).all(|i| fnl.link_by_name(&format!("fabp{i}")).unwrap().oper_up)
+        });
+        Cluster {
+            agents: Vec::new(),
+            nodes,
+            fabric,
+            dir,
+            config,
+            ttl,
+        }
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// Starts weftd on node `i` (replacing a stopped one).
+    pub fn start(&mut self, i: usize) {
+        let node = &self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(node.dir.join("weftd.log"))
+            .unwrap();
+        let bin = env!("CARGO_BIN_EXE_weftd");
+        let d = |p: &str| node.dir.join(p).display().to_string();
+        let args = vec![
+            "--node-name".to_string(),
+            node.name.clone(),
+            "--store".into(),
+            "embedded".into(),
+            "--store-path".into(),
+            self.store_dir().display().to_string(),
+            "--cluster-config".into(),
+            self.config.display().to_string(),
+            "--underlay-iface".into(),
+            "eth0".into(),
+            "--run-dir".into(),
+            d("run"),
+            "--cni-conf-dir".into(),
+            d("net.d"),
+            "--ipam-data-dir".into(),
+            d("ipam"),
+            "--resync-seconds".into(),
+            "2".into(),
+            "--lease-ttl-seconds".into(),
+            self.ttl.to_string(),
+            "--log-level".into(),
+            "debug".into(),
+        ];
+        let child = node.ns.run(|| {
+            Command::new(bin)
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap()
+        });
+        while self.agents.len() <= i {
+            self.agents.push(Weftd { child: None });
+        }
+        self.agents[i] = Weftd { child: Some(child) };
+    }
+
+    pub fn start_all(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.start(i);
+        }
+    }
+
+    /// Waits until node `i` reports healthy with `peers` peers and a fresh pid.
+    pub fn wait_healthy(&self, i: usize, peers: u64) {
+        let node = &self.nodes[i];
+        let pid = self.agents[i].child.as_ref().map(|c| u64::from(c.id()));
+        let ok = poll(Duration::from_secs(20), || {
+            node.status().is_some_and(|s| {
+                s["healthy"] == true && s["peers"] == peers && s["pid"].as_u64() == pid
+            })
+        });
+        assert!(
+            ok,
+            "{} not healthy with {peers} peers: {:?}\nlog:\n{}",
+            node.name,
+            node.status(),
+            self.log(i)
+        );
+    }
+
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.nodes[i].dir.join("weftd.log")).unwrap_or_default()
+    }
+
+    /// Drops agents and namespaces and checks none of the names is still listed.
+    pub fn close(self) {
+        let mut names: Vec<String> = self.nodes.iter().map(|n| n.ns.name().to_string()).collect();
+        names.push(self.fabric.name().to_string());
+        drop(self);
+        let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        let list = String::from_utf8_lossy(&out.stdout);
+        for name in names {
+            assert!(!list.contains(&name), "{name} still listed:\n{list}");
+        }
+    }
+}
+
+pub fn poll(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn wait_until(what: &str, limit: Duration, cond: impl FnMut() -> bool) {
+    assert!(poll(limit, cond), "timed out waiting for {what}");
+}
+
+pub fn file_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
