@@ -173,7 +173,8 @@ pub fn ensure_veth(
     Ok((host, pod_link))
 }
 
-fn route_spec(r: &PlannedRoute, oif: u32) -> RouteSpec {
+/// The kernel route for a planned pod route on interface `oif`.
+pub(crate) fn route_spec(r: &PlannedRoute, oif: u32) -> RouteSpec {
     let mut spec = RouteSpec::to(r.dst);
     spec.gateway = r.via;
     spec.oif = Some(oif);
@@ -183,7 +184,8 @@ fn route_spec(r: &PlannedRoute, oif: u32) -> RouteSpec {
     spec
 }
 
-fn host_route(dst: IpNet, oif: u32) -> RouteSpec {
+/// A link-scoped route to `dst` on interface `oif` (ptp host routes).
+pub(crate) fn host_route(dst: IpNet, oif: u32) -> RouteSpec {
     let mut spec = RouteSpec::to(dst);
     spec.oif = Some(oif);
     spec.scope = RouteScopeKind::Link;

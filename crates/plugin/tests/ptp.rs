@@ -75,3 +75,35 @@ fn two_ptp_pods_ping_through_the_node() {
     assert_eq!(node.reservations("ptpping"), vec![]);
     assert_eq!(node.host_veths(), Vec::<String>::new());
 }
+
+#[test]
+fn ptp_check_fails_with_105_after_tampering() {
+    let node = Node::new("ptpchk");
+    let l = ptp_list(&node, "ptpchk");
+    let tampers = [
+        "host route",
+        "host gateway address",
+        "pod gateway route",
+        "pod subnet route",
+    ];
+    for (i, what) in tampers.iter().enumerate() {
+        let pod = netns(&format!("ptpchk{i}"));
+        let att = pod_att(&format!("ptpchk{i}"), &pod);
+        let res = node.rt.add(&l, &att).expect("ADD");
+        node.rt.check(&l, &att).expect("CHECK before tampering");
+        let host = res["interfaces"][0]["name"].as_str().unwrap().to_string();
+        let v4 = format!("{}/32", ip_of(&res, 0));
+        match *what {
+            "host route" => node.sh(&["ip", "route", "del", &v4, "dev", &host]),
+            "host gateway address" => node.sh(&["ip", "addr", "del", "10.66.0.1/32", "dev", &host]),
+            "pod gateway route" => sh(&pod, &["ip", "route", "del", "10.66.0.1/32", "dev", "eth0"]),
+            _ => sh(&pod, &["ip", "route", "del", "10.66.0.0/24"]),
+        };
+        let out = node.call("weft", "CHECK", Some(&att), &request(&l, &att, Some(&res)));
+        let (code, msg) = failure(&out);
+        assert_eq!(code, 105, "CHECK after removing the {what}: {msg}");
+        node.rt.del(&l, &att).expect("DEL");
+    }
+    assert_eq!(node.reservations("ptpchk"), vec![]);
+    assert_eq!(node.host_veths(), Vec::<String>::new());
+}

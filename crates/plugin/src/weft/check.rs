@@ -3,15 +3,17 @@
 //! Later chained plugins may change MACs or add routes; only what weft made is compared.
 
 use ipnet::IpNet;
-use weft_datapath::netlink::{IpFamily, LinkInfo, Netlink};
+use weft_datapath::netlink::{IpFamily, LinkInfo, Netlink, RouteScopeKind, RouteSpec};
 use weft_proto::CniResult;
 
 use super::{open_pod_netns, who};
+use crate::apply::{host_route, route_spec};
 use crate::conf::{MainConf, Mode};
 use crate::error::PluginError;
 use crate::ipam::IpamBackend;
 use crate::masq;
 use crate::naming;
+use crate::plan::{AttachmentPlan, PodAddress, Who, plan_attachment};
 use crate::skel::Request;
 
 fn mismatch(msg: impl Into<String>) -> PluginError {
@@ -58,6 +60,8 @@ pub(super) fn check(req: &Request) -> Result<(), PluginError> {
     if conf.mode == Mode::Bridge {
         check_bridge(&mut node, &conf, &host, &prev)?;
     }
+    let plan = plan_from_result(&conf, w, &prev)?;
+    check_planned(&mut node, &mut pod, &host, &pod_link, &plan)?;
     backend.check(req)?;
     if conf.ip_masq {
         let tag = naming::nft_tag(w.network, w.container_id, w.ifname);
@@ -121,6 +125,87 @@ fn check_pod_state(
         }
     }
     Ok(())
+}
+
+/// The plan ADD carried out, rebuilt from the addresses in `prevResult`: CHECK compares the
+/// kernel with the same plan the executor applied, including what the result does not
+/// list (ptp's link route to the gateway, the node's host routes and gateway addresses).
+fn plan_from_result(
+    conf: &MainConf,
+    who: Who<'_>,
+    prev: &CniResult,
+) -> Result<AttachmentPlan, PluginError> {
+    let addrs: Vec<PodAddress> = prev
+        .ips
+        .iter()
+        .map(|ip| PodAddress {
+            address: ip.address,
+            gateway: ip.gateway,
+        })
+        .collect();
+    plan_attachment(conf, who, &addrs, &[])
+}
+
+/// Planned routes in the pod, and (ptp) the node's gateway addresses and host routes.
+fn check_planned(
+    node: &mut Netlink,
+    pod: &mut Netlink,
+    host: &LinkInfo,
+    pod_link: &LinkInfo,
+    plan: &AttachmentPlan,
+) -> Result<(), PluginError> {
+    let pod_routes = all_routes(pod, "pod")?;
+    for r in &plan.pod_routes {
+        let want = as_reported(route_spec(r, pod_link.index));
+        if !pod_routes.iter().any(|got| want.is_satisfied_by(got)) {
+            let via = r.via.map(|g| format!(" via {g}")).unwrap_or_default();
+            return Err(mismatch(format!(
+                "route {}{via} is missing in the pod",
+                r.dst
+            )));
+        }
+    }
+    let host_addrs = node
+        .addrs(Some(host.index), None)
+        .map_err(|e| PluginError::datapath("list host veth addresses", e))?;
+    for a in &plan.host_addrs {
+        if !host_addrs.iter().any(|got| got.addr == *a) {
+            return Err(mismatch(format!(
+                "gateway address {a} is missing from host veth {}",
+                host.name
+            )));
+        }
+    }
+    let node_routes = all_routes(node, "node")?;
+    for dst in &plan.host_routes {
+        let want = as_reported(host_route(*dst, host.index));
+        if !node_routes.iter().any(|got| want.is_satisfied_by(got)) {
+            return Err(mismatch(format!(
+                "host route {dst} dev {} is missing on the node",
+                host.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// IPv6 has no route scopes: the kernel reports every IPv6 route as `universe`.
+fn as_reported(mut spec: RouteSpec) -> RouteSpec {
+    if spec.dst.addr().is_ipv6() {
+        spec.scope = RouteScopeKind::Universe;
+    }
+    spec
+}
+
+fn all_routes(nl: &mut Netlink, what: &str) -> Result<Vec<RouteSpec>, PluginError> {
+    let mut routes = nl
+        .routes(IpFamily::V4, None)
+        .map_err(|e| PluginError::datapath(format!("list {what} routes"), e))?;
+    routes.extend(
+        nl.routes(IpFamily::V6, None)
+            .map_err(|e| PluginError::datapath(format!("list {what} routes"), e))?,
+    );
+    Ok(routes)
 }
 
 /// The bridge exists, the host veth is its port, the gateway addresses are on it.
