@@ -1,4 +1,10 @@
 //! `weft-loopback` run like a runtime runs it, in throwaway namespaces.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)] // test helpers may fail loudly
 
 use std::path::PathBuf;
 
