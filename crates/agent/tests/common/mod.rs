@@ -280,6 +280,9 @@ impl Cluster {
     pub fn close(self) {
         let mut names: Vec<String> = self.nodes.iter().map(|n| n.ns.name().to_string()).collect();
         names.push(self.fabric.name().to_string());
+        for i in 0..self.nodes.len() {
+            eprintln!("---- weftd log of {}:\n{}", self.nodes[i].name, self.log(i));
+        }
         drop(self);
         let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
         let list = String::from_utf8_lossy(&out.stdout);
