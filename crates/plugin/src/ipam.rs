@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 use weft_ipam::{IpamConfig, IpamError, IpamResult};
-use weft_proto::{CniResult, Dns, IpConfig, Route};
+use weft_proto::{CniResult, CniVersion, Dns, IpConfig, Route};
 
 use crate::delegate::exec_plugin;
 use crate::error::PluginError;
@@ -60,6 +60,7 @@ impl IpamBackend {
         match self {
             IpamBackend::None => Ok(IpamOutcome::default()),
             IpamBackend::InProcess(cfg) => {
+                fits_result_version(cfg, req.version)?;
                 let requested = requested_ips(req)?;
                 let mut store = weft_ipam::open_store(cfg)?;
                 let r = weft_ipam::add(
@@ -73,11 +74,20 @@ impl IpamBackend {
             }
             IpamBackend::Delegated(ty) => {
                 let out = exec_plugin(ty, &req.env.path, &req.delegate_env("ADD"), &req.stdin)?;
-                let v: Value = serde_json::from_slice(&out).map_err(|e| {
-                    PluginError::config(format!("IPAM plugin {ty} returned invalid JSON: {e}"))
-                })?;
-                let r = CniResult::from_json(&v, req.version)?;
-                Ok(outcome_from_result(&r))
+                let parsed = serde_json::from_slice::<Value>(&out)
+                    .map_err(|e| {
+                        PluginError::config(format!("IPAM plugin {ty} returned invalid JSON: {e}"))
+                    })
+                    .and_then(|v| Ok(CniResult::from_json(&v, req.version)?));
+                match parsed {
+                    Ok(r) => Ok(outcome_from_result(&r)),
+                    Err(e) => {
+                        // The delegate may hold a reservation we cannot read: release it.
+                        let _ =
+                            exec_plugin(ty, &req.env.path, &req.delegate_env("DEL"), &req.stdin);
+                        Err(e)
+                    }
+                }
             }
         }
     }
@@ -153,6 +163,31 @@ impl IpamBackend {
             }
         }
     }
+}
+
+/// Results before 0.3.0 hold one `ip4` and one `ip6`: a configuration that allocates two
+/// addresses of one family could not be reported (the second would stay reserved unseen),
+/// so it is refused before anything is reserved, as host-local does.
+pub fn fits_result_version(cfg: &IpamConfig, version: CniVersion) -> Result<(), PluginError> {
+    if version >= CniVersion::V0_3_0 {
+        return Ok(());
+    }
+    let v4 = cfg
+        .range_sets
+        .iter()
+        .filter(|set| {
+            set.ranges
+                .first()
+                .is_some_and(|r| r.subnet.addr().is_ipv4())
+        })
+        .count();
+    let v6 = cfg.range_sets.len() - v4;
+    if v4 > 1 || v6 > 1 {
+        return Err(PluginError::config(format!(
+            "cniVersion {version} results carry one address per family; {v4} IPv4 and {v6} IPv6 range sets configured"
+        )));
+    }
+    Ok(())
 }
 
 /// Requested addresses from `CNI_ARGS` `IP`, `args.cni.ips` and `runtimeConfig.ips`.

@@ -7,7 +7,7 @@ use weft_ipam::IpamConfig;
 use weft_proto::{CniResult, ValidAttachments};
 
 use crate::error::PluginError;
-use crate::ipam::{ipam_result_to_cni, requested_ips};
+use crate::ipam::{fits_result_version, ipam_result_to_cni, requested_ips};
 use crate::skel::{Plugin, Request};
 
 /// The standalone IPAM plugin.
@@ -21,6 +21,7 @@ fn config(req: &Request) -> Result<IpamConfig, PluginError> {
 impl Plugin for WeftIpam {
     fn add(&self, req: &Request) -> Result<CniResult, PluginError> {
         let cfg = config(req)?;
+        fits_result_version(&cfg, req.version)?;
         let requested = requested_ips(req)?;
         let mut store = weft_ipam::open_store(&cfg)?;
         let r = weft_ipam::add(

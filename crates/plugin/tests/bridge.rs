@@ -340,3 +340,38 @@ fn dual_stack_ping_between_two_pods() {
     node.rt.del(&l, &att_b).expect("DEL b");
     assert_released(&node, "bping");
 }
+
+#[test]
+fn layer2_only_and_top_level_dns() {
+    let node = Node::new("bl2");
+    let l =
+        json!({"cniVersion": "1.0.0", "name": "bl2", "plugins": [{"type": "weft", "ipam": {}}]});
+    let (pod, att, res) = add(&node, &l, "bl2a");
+    assert!(
+        res.get("ips")
+            .is_none_or(|ips| ips.as_array().is_some_and(Vec::is_empty)),
+        "{res}"
+    );
+    assert!(has_link(&pod, "eth0"));
+    node.rt.check(&l, &att).expect("CHECK");
+    node.rt.del(&l, &att).expect("DEL");
+    assert_eq!(node.host_veths(), Vec::<String>::new());
+
+    let dns = json!({"nameservers": ["10.96.0.10"], "search": ["svc.cluster.local"]});
+    let l = list(&node, "bl2", json!({"dns": dns}));
+    let (_pod, att, res) = add(&node, &l, "bl2b");
+    assert_eq!(res["dns"], dns);
+    node.rt.del(&l, &att).expect("DEL");
+}
+
+#[test]
+fn ptp_without_ipam_is_a_config_error() {
+    let node = Node::new("bnoipam");
+    let pod = netns("bnoipampod");
+    let att = pod_att("bnoipam", &pod);
+    let l = json!({"cniVersion": "1.0.0", "name": "bnoipam", "plugins": [{"type": "weft", "mode": "ptp"}]});
+    let (code, msg) = failure(&node.call("weft", "ADD", Some(&att), &request(&l, &att, None)));
+    assert_eq!(code, 7, "{msg}");
+    assert_eq!(links(&pod).len(), 1);
+    assert_eq!(node.host_veths(), Vec::<String>::new());
+}

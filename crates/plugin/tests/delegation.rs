@@ -79,9 +79,12 @@ fn weft_ipam_under_the_reference_bridge() {
     assert_eq!(node.reservations("dref"), vec![]);
 }
 
+const FAKE_RESULT: &str =
+    r#"{"cniVersion":"1.1.0","ips":[{"address":"10.47.0.5/24","gateway":"10.47.0.1"}]}"#;
+
 /// Writes an executable fake IPAM that records stdin and env per verb into `dir`, prints
-/// a fixed result on ADD, and fails STATUS with code 50 when `fail_status`.
-fn fake_ipam(dir: &Path, fail_status: bool) {
+/// `add_output` on ADD, and fails STATUS with code 50 when `fail_status`.
+fn fake_ipam(dir: &Path, add_output: &str, fail_status: bool) {
     let status = if fail_status {
         r#"echo '{"cniVersion":"1.1.0","code":50,"msg":"fake says no"}'; exit 1"#
     } else {
@@ -92,7 +95,7 @@ fn fake_ipam(dir: &Path, fail_status: bool) {
 cat > "{d}/stdin.$CNI_COMMAND"
 env > "{d}/env.$CNI_COMMAND"
 case "$CNI_COMMAND" in
-ADD) echo '{{"cniVersion":"1.1.0","ips":[{{"address":"10.47.0.5/24","gateway":"10.47.0.1"}}]}}' ;;
+ADD) echo '{add_output}' ;;
 STATUS) {status} ;;
 esac
 "#,
@@ -122,7 +125,7 @@ fn recorded(dir: &Path, verb: &str) -> (Value, HashMap<String, String>) {
 #[test]
 fn fake_ipam_sees_the_full_config_and_the_same_env() {
     let fake_dir = tempfile::tempdir().unwrap();
-    fake_ipam(fake_dir.path(), false);
+    fake_ipam(fake_dir.path(), FAKE_RESULT, false);
     let node = Node::with_path("dfake", vec![bin_dir(), fake_dir.path().to_path_buf()]);
     let pod = netns("dfakepod");
     let att = pod_att("dfake1", &pod);
@@ -163,11 +166,30 @@ fn fake_ipam_sees_the_full_config_and_the_same_env() {
 #[test]
 fn status_fails_when_the_delegate_fails() {
     let fake_dir = tempfile::tempdir().unwrap();
-    fake_ipam(fake_dir.path(), true);
+    fake_ipam(fake_dir.path(), FAKE_RESULT, true);
     let node = Node::with_path("dstat", vec![bin_dir(), fake_dir.path().to_path_buf()]);
     let l = json!({"cniVersion": "1.1.0", "name": "dstat", "plugins": [{
         "type": "weft", "ipam": {"type": "fake-ipam"}}]});
     let stdin = request(&l, &weft_runtime::Attachment::default(), None);
     let (code, msg) = failure(&node.call("weft", "STATUS", None, &stdin));
     assert_eq!(code, 50, "{msg}");
+}
+
+#[test]
+fn unreadable_delegate_result_is_released() {
+    let fake_dir = tempfile::tempdir().unwrap();
+    fake_ipam(fake_dir.path(), "{not json", false);
+    let node = Node::with_path("dbadres", vec![bin_dir(), fake_dir.path().to_path_buf()]);
+    let pod = netns("dbadrespod");
+    let att = pod_att("dbadres1", &pod);
+    let l = json!({"cniVersion": "1.1.0", "name": "dbadres", "plugins": [{
+        "type": "weft", "ipam": {"type": "fake-ipam"}}]});
+    let (code, msg) = failure(&node.call("weft", "ADD", Some(&att), &request(&l, &att, None)));
+    assert_ne!(code, 0, "{msg}");
+    assert_eq!(
+        recorded(fake_dir.path(), "DEL").1["CNI_CONTAINERID"],
+        "dbadres1"
+    );
+    assert_eq!(links(&pod).len(), 1);
+    assert_eq!(node.host_veths(), Vec::<String>::new());
 }

@@ -279,3 +279,35 @@ fn del_without_netns_prev_result_or_prior_add_succeeds_silently() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn netns_that_is_the_plugins_own_is_code_8() {
+    let node = Node::new("pown");
+    let own = node.ns.path().to_string_lossy().into_owned();
+    let stdin = conf(&node, "1.0.0", "pown").to_string();
+    let (code, msg) =
+        failure(&node.exec(WEFT, &att_env("ADD", "c1", &own, "eth0"), stdin.as_bytes()));
+    assert_eq!(code, 8, "{msg}");
+    assert_eq!(node.reservations("pown"), vec![]);
+    assert_eq!(links(&node.ns).len(), 1, "{:?}", links(&node.ns));
+}
+
+#[test]
+fn two_ipv4_range_sets_at_0_2_0_are_rejected() {
+    let node = Node::new("p020");
+    let pod = netns("p020pod");
+    let p = pod.path().to_string_lossy().into_owned();
+    let ranges = json!([[{"subnet": "10.3.0.0/24"}], [{"subnet": "10.4.0.0/24"}]]);
+    for (bin, ty) in [(WEFT, "weft"), (IPAM, "bridge")] {
+        let stdin = json!({"cniVersion": "0.2.0", "name": "p020", "type": ty,
+            "ipam": {"type": "weft-ipam", "ranges": ranges, "dataDir": node.data_dir()}});
+        let out = node.exec(
+            bin,
+            &att_env("ADD", "c1", &p, "eth0"),
+            stdin.to_string().as_bytes(),
+        );
+        let (code, msg) = failure(&out);
+        assert_ne!(code, 0, "{msg}");
+    }
+    assert_untouched(&node, &pod, "p020");
+}
