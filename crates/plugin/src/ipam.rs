@@ -270,3 +270,26 @@ fn outcome_from_result(r: &CniResult) -> IpamOutcome {
         dns: r.dns.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn cfg(ranges: Value) -> IpamConfig {
+        IpamConfig::from_request(&json!({
+            "name": "n", "cniVersion": "0.2.0",
+            "ipam": {"type": "weft-ipam", "ranges": ranges, "dataDir": "/nonexistent"}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn legacy_results_allow_one_address_per_family() {
+        let dual = cfg(json!([[{"subnet": "10.1.0.0/24"}], [{"subnet": "fd00::/64"}]]));
+        assert!(fits_result_version(&dual, CniVersion::V0_2_0).is_ok());
+        let two_v4 = cfg(json!([[{"subnet": "10.1.0.0/24"}], [{"subnet": "10.2.0.0/24"}]]));
+        assert!(fits_result_version(&two_v4, CniVersion::V0_2_0).is_err());
+        assert!(fits_result_version(&two_v4, CniVersion::V0_3_0).is_ok());
+    }
+}

@@ -38,6 +38,15 @@ fn host_local_delegate_add_check_del() {
     node.rt.del(&l, &att).expect("DEL");
     assert_eq!(node.reservations("dhl"), vec![]);
     assert_eq!(node.host_veths(), Vec::<String>::new());
+
+    // A failure after host-local reserved (the bridge holds another IPv4): released again.
+    node.sh(&["ip", "addr", "del", "10.44.0.1/24", "dev", "cni0"]);
+    node.sh(&["ip", "addr", "add", "10.44.0.254/24", "dev", "cni0"]);
+    let (code, msg) = failure(&node.call("weft", "ADD", Some(&att), &request(&l, &att, None)));
+    assert_eq!(code, 7, "{msg}");
+    assert_eq!(node.reservations("dhl"), vec![]);
+    assert_eq!(node.host_veths(), Vec::<String>::new());
+    assert_eq!(links(&pod).len(), 1);
 }
 
 #[test]

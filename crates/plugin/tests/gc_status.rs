@@ -94,6 +94,14 @@ fn gc_accepts_a_null_list() {
     assert_eq!(node.reservations("gcnull"), vec![]);
     assert_eq!(node.host_veths(), Vec::<String>::new());
     assert_eq!(node.masq_elements(), Vec::<String>::new());
+
+    // This project's rule: an absent key means nothing is valid either.
+    let _more = add_pods(&node, &l, "gcnone", 2);
+    let stdin = request(&l, &Attachment::default(), None);
+    let env = [("CNI_COMMAND", "GC"), ("CNI_PATH", REF_DIR)];
+    success(&node.exec(WEFT, &env, stdin.to_string().as_bytes()));
+    assert_eq!(node.reservations("gcnull"), vec![]);
+    assert_eq!(node.host_veths(), Vec::<String>::new());
 }
 
 #[test]

@@ -104,3 +104,56 @@ fn gc_masq(network: &str, valid: &HashSet<(String, String)>) -> Result<(), Plugi
     weft_datapath::nft::apply_nft(&masq::del_script(&stale), None)
         .map_err(|e| PluginError::datapath("remove stale masquerade elements", e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn veth(name: &str, alias: Option<String>, group: u32) -> LinkInfo {
+        LinkInfo {
+            index: 7,
+            name: name.into(),
+            kind: Some("veth".into()),
+            mac: None,
+            mtu: 1500,
+            up: true,
+            oper_up: true,
+            promisc: false,
+            master: None,
+            bridge_port: None,
+            link: None,
+            link_netnsid: None,
+            alias,
+            group,
+        }
+    }
+
+    #[test]
+    fn stale_links_are_this_networks_invalid_or_unaliased_weft_veths() {
+        let valid: HashSet<(String, String)> = [("a".to_string(), "eth0".to_string())].into();
+        let names: HashSet<String> = [naming::host_veth_name("net", "a", "eth0")].into();
+        let stale = |l: &LinkInfo| is_stale(l, "net", &valid, &names);
+        let alias = |net, cid| Some(naming::attachment_alias(net, cid, "eth0"));
+        assert!(!stale(&veth(
+            "v1",
+            alias("net", "a"),
+            naming::HOST_VETH_GROUP
+        )));
+        assert!(stale(&veth(
+            "v2",
+            alias("net", "b"),
+            naming::HOST_VETH_GROUP
+        )));
+        assert!(!stale(&veth(
+            "v3",
+            alias("other", "b"),
+            naming::HOST_VETH_GROUP
+        )));
+        // Killed before the alias: weft's group marks it, unless a valid attachment owns the name.
+        assert!(stale(&veth("vethdead0000", None, naming::HOST_VETH_GROUP)));
+        let own = naming::host_veth_name("net", "a", "eth0");
+        assert!(!stale(&veth(&own, None, naming::HOST_VETH_GROUP)));
+        // Someone else's veth: default group, no alias.
+        assert!(!stale(&veth("veth12345678", None, 0)));
+    }
+}
