@@ -1,0 +1,41 @@
+//! Dual-stack cluster over an IPv4 underlay: IPv6 pod subnets ride the same VXLAN device.
+
+mod common;
+
+use common::Cluster;
+use ipnet::IpNet;
+use weft_datapath::netlink::IpFamily;
+
+const DUAL: &str = r#"{"clusterCidrs":["10.244.0.0/16","fd00:10:244::/56"],
+    "backend":{"type":"vxlan"}}"#;
+
+#[test]
+fn dual_stack_vxlan() {
+    let mut c = Cluster::new(DUAL, &["198.18.0.10/24", "198.18.0.11/24"], 5);
+    c.start_all();
+    c.wait_healthy(0, 1);
+    c.wait_healthy(1, 1);
+    let b = &c.nodes[1];
+    let v6: IpNet = b.subnets().into_iter().find(|s| s.addr().is_ipv6()).unwrap();
+    assert_eq!(v6.prefix_len(), 64);
+    let conf = common::file_json(&b.dir.join("net.d/10-weft.conflist"));
+    assert_eq!(conf["plugins"][0]["ipam"]["ranges"][1][0]["subnet"], v6.to_string());
+
+    let a = &c.nodes[0];
+    let routes = a.weft_routes();
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    assert!(routes.iter().any(|r| r.dst == v6 && r.onlink));
+    let mut nl = a.nl();
+    let vx = nl.link_by_name("weft.vxlan").unwrap();
+    let neigh6 = nl.neighbours(IpFamily::V6, Some(vx.index)).unwrap();
+    assert!(neigh6.iter().any(|n| n.permanent && n.ip == v6.network()), "{neigh6:?}");
+
+    assert!(a.ping(&b.gateway_v4(), 2), "IPv4 over vxlan");
+    let std::net::IpAddr::V6(net6) = v6.network() else {
+        unreachable!()
+    };
+    let gw6 = std::net::Ipv6Addr::from(u128::from(net6) + 1).to_string();
+    let ok = a.exec(&["ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", &gw6]);
+    assert!(ok.status.success(), "IPv6 over vxlan to {gw6}: {ok:?}\n{}", c.log(0));
+    c.close();
+}
