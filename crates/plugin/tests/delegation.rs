@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 #[test]
 fn host_local_delegate_add_check_del() {
+    require_reference_plugins();
     let node = Node::new("dhl");
     let pod = netns("dhlpod");
     let att = pod_att("dhl1", &pod);
@@ -69,6 +70,7 @@ fn missing_ipam_binary_is_an_error_with_no_leftovers() {
 
 #[test]
 fn weft_ipam_under_the_reference_bridge() {
+    require_reference_plugins();
     let node = Node::new("dref");
     let pod = netns("drefpod");
     let att = pod_att("dref1", &pod);

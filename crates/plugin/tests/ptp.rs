@@ -43,7 +43,15 @@ fn ptp_result_and_host_routes() {
     let r6 = node.sh(&["ip", "-6", "route", "show", &format!("{v6}/128")]);
     assert!(r6.contains(&format!("dev {host}")), "v6 host route: {r6:?}");
     assert!(!has_link(&node.ns, "cni0"), "ptp creates no bridge");
+    let elems = node.masq_elements();
+    assert!(elems.contains(&v4) && elems.contains(&v6), "{elems:?}");
     node.rt.check(&l, &att).expect("CHECK");
+    // ADD again converges on the same attachment.
+    let again = success(&node.call("weft", "ADD", Some(&att), &request(&l, &att, None)));
+    assert_eq!(again["ips"], res["ips"]);
+    assert_eq!(node.host_veths().len(), 1);
+    assert_eq!(node.masq_elements().len(), 2);
+    node.rt.check(&l, &att).expect("CHECK after the second ADD");
     node.rt.del(&l, &att).expect("DEL");
     node.rt.del(&l, &att).expect("DEL again");
     assert_eq!(node.reservations("ptpres"), vec![]);

@@ -54,6 +54,7 @@ impl Node {
 
     /// A node with a custom CNI_PATH.
     pub fn with_path(tag: &str, cni_path: Vec<PathBuf>) -> Node {
+        require_tools();
         let ns = netns(tag);
         let data = tempfile::tempdir().expect("tempdir");
         let scratch = tempfile::tempdir().expect("tempdir");
@@ -139,6 +140,29 @@ impl Node {
             }
         }
         elems
+    }
+}
+
+/// The programs the tests use to look at the kernel: fail loudly, never skip.
+fn require_tools() {
+    for tool in ["ip", "nft", "ping"] {
+        let found = Command::new(tool).arg("-V").output().is_ok();
+        assert!(
+            found,
+            "`{tool}` is required by the plugin tests (apt-get install iproute2 nftables iputils-ping)"
+        );
+    }
+}
+
+/// Fails with a clear message when the reference plugins are not installed.
+pub fn require_reference_plugins() {
+    for p in ["bridge", "host-local"] {
+        let path = Path::new(REF_DIR).join(p);
+        assert!(
+            path.is_file(),
+            "{} is missing: the delegation tests need the reference plugins (apt-get install containernetworking-plugins)",
+            path.display()
+        );
     }
 }
 
