@@ -20,6 +20,8 @@ use weft_datapath::netlink::IpFamily;
 use weft_datapath::{Netlink, NetnsFd, RouteSpec, VethSpec};
 use weft_testns::TestNs;
 
+pub mod etcd;
+
 /// Route protocol weftd marks its routes with.
 pub const WEFT_PROTO: u8 = 87;
 
@@ -133,6 +135,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub ttl: u64,
+    /// etcd client URL; `None`: the embedded store.
+    pub etcd: Option<String>,
 }
 
 impl Cluster {
@@ -192,6 +196,7 @@ impl Cluster {
             dir,
             config,
             ttl,
+            etcd: None,
         }
     }
 
@@ -209,13 +214,23 @@ impl Cluster {
             .unwrap();
         let bin = env!("CARGO_BIN_EXE_weftd");
         let d = |p: &str| node.dir.join(p).display().to_string();
-        let args = vec![
-            "--node-name".to_string(),
-            node.name.clone(),
-            "--store".into(),
-            "embedded".into(),
-            "--store-path".into(),
-            self.store_dir().display().to_string(),
+        let store = match &self.etcd {
+            None => vec![
+                "--store".to_string(),
+                "embedded".into(),
+                "--store-path".into(),
+                self.store_dir().display().to_string(),
+            ],
+            Some(url) => vec![
+                "--store".to_string(),
+                "etcd".into(),
+                "--etcd-endpoints".into(),
+                url.clone(),
+            ],
+        };
+        let mut args = vec!["--node-name".to_string(), node.name.clone()];
+        args.extend(store);
+        args.extend([
             "--cluster-config".into(),
             self.config.display().to_string(),
             "--underlay-iface".into(),
@@ -232,7 +247,7 @@ impl Cluster {
             self.ttl.to_string(),
             "--log-level".into(),
             "debug".into(),
-        ];
+        ]);
         let child = node.ns.run(|| {
             Command::new(bin)
                 .args(&args)
