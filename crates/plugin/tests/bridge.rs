@@ -272,6 +272,12 @@ fn foreign_pod_interface_is_108_and_reserves_nothing() {
     assert_eq!(code, 108, "{msg}");
     assert_released(&node, "bfor");
     assert!(has_link(&pod, "eth0"), "the foreign interface must stay");
+    // The runtime follows a failed ADD with DEL: it must not take the foreign interface.
+    node.rt.del(&l, &att).expect("DEL");
+    assert!(
+        has_link(&pod, "eth0"),
+        "DEL removed an interface weft did not create"
+    );
 }
 
 #[test]

@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 
-use weft_datapath::NetnsFd;
 use weft_datapath::netlink::Netlink;
 
 use super::who;
@@ -27,14 +26,9 @@ pub(super) fn del(req: &Request) -> Result<(), PluginError> {
         Vec::new()
     });
 
-    // The pod end: deleting it deletes the host end too.
-    if let Some(path) = req.env.netns.as_ref()
-        && let Ok(ns) = NetnsFd::open(path)
-        && let Err(e) = delete_pod_link(&ns, req.ifname())
-    {
-        errors.push(e);
-    }
-    // The host end, found by its deterministic name (covers a vanished namespace).
+    // The host end, found by its deterministic name and alias, also when the namespace is
+    // gone. Deleting it deletes its pod end with it; the pod's `CNI_IFNAME` is never
+    // deleted by name, because after a failed ADD (code 108) it may be someone else's.
     let plan = skeleton_plan(&conf, req);
     match Netlink::open() {
         Ok(mut node) => {
@@ -50,13 +44,6 @@ pub(super) fn del(req: &Request) -> Result<(), PluginError> {
         errors.push(e);
     }
     PluginError::from_list(errors)
-}
-
-fn delete_pod_link(ns: &NetnsFd, ifname: &str) -> Result<(), PluginError> {
-    let mut pod = Netlink::open_in(ns).map_err(|e| PluginError::datapath("open pod netlink", e))?;
-    pod.delete_link_by_name(ifname)
-        .map(|_| ())
-        .map_err(|e| PluginError::datapath(format!("delete {ifname} in pod"), e))
 }
 
 /// The naming part of the plan is all DEL needs; it does not depend on addresses.
