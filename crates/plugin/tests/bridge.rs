@@ -318,6 +318,20 @@ fn gateway_forwarding_default_routes_and_masquerade() {
     assert!(elems.iter().any(|e| e.contains("10.88.0.2")), "{elems:?}");
     assert!(elems.iter().any(|e| e.contains("fd88::2")), "{elems:?}");
     node.rt.check(&l, &att).expect("CHECK");
+    node.sh(&[
+        "nft",
+        "delete",
+        "element",
+        "inet",
+        "weft",
+        "masq_pods4",
+        "{ 10.88.0.2 }",
+    ]);
+    assert_eq!(
+        check_code(&node, &l, &att, &res),
+        Some(105),
+        "CHECK without the masquerade element"
+    );
     node.rt.del(&l, &att).expect("DEL");
     assert_eq!(node.masq_elements(), Vec::<String>::new());
     assert_released(&node, "bgw");
@@ -380,4 +394,29 @@ fn ptp_without_ipam_is_a_config_error() {
     assert_eq!(code, 7, "{msg}");
     assert_eq!(links(&pod).len(), 1);
     assert_eq!(node.host_veths(), Vec::<String>::new());
+}
+
+#[test]
+fn two_interfaces_of_one_container_are_independent() {
+    let node = Node::new("btwo");
+    let l = list(&node, "btwo", json!({}));
+    let pod = netns("btwo");
+    let eth0 = pod_att("btwo", &pod);
+    let mut eth1 = eth0.clone();
+    eth1.ifname = "eth1".into();
+    let r0 = node.rt.add(&l, &eth0).expect("ADD eth0");
+    let r1 = node.rt.add(&l, &eth1).expect("ADD eth1");
+    assert_ne!(r0["ips"], r1["ips"]);
+    assert_eq!(node.host_veths().len(), 2);
+    node.rt.del(&l, &eth0).expect("DEL eth0");
+    assert!(has_link(&pod, "eth1") && !has_link(&pod, "eth0"));
+    let held: Vec<String> = node
+        .reservations("btwo")
+        .into_iter()
+        .map(|(_, o)| o)
+        .collect();
+    assert_eq!(held, vec!["btwo\r\neth1".to_string(); 2]);
+    node.rt.check(&l, &eth1).expect("CHECK eth1");
+    node.rt.del(&l, &eth1).expect("DEL eth1");
+    assert_released(&node, "btwo");
 }
