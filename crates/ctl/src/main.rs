@@ -1,2 +1,207 @@
-//! `weftctl`: the weft command line.
-fn main() {}
+//! `weftctl`: the weft command line. `weftctl lab ...` runs a multi-node weft cluster in
+//! network namespaces on this machine.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use weft_ctl::lab::cmd::{self, UpOptions};
+use weft_ctl::lab::state::{BackendKind, DEFAULT_LAB_DIR, DEFAULT_PREFIX, Proto, StoreKind};
+use weft_ctl::lab::{LabPaths, inspect, matrix, objects, responder};
+
+/// The weft command line.
+#[derive(Debug, Parser)]
+#[command(name = "weftctl", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    /// A multi-node weft cluster in network namespaces (the root namespace is never touched).
+    Lab(LabArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct LabArgs {
+    /// Lab directory (state, store, logs).
+    #[arg(long, global = true, env = "WEFT_LAB_DIR", default_value = DEFAULT_LAB_DIR)]
+    lab_dir: PathBuf,
+    /// Prefix of the lab's network namespace names.
+    #[arg(long, global = true, env = "WEFT_LAB_PREFIX", default_value = DEFAULT_PREFIX)]
+    prefix: String,
+    #[command(subcommand)]
+    command: LabCommand,
+}
+
+#[derive(Debug, clap::Args)]
+struct UpArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 3)]
+    nodes: u8,
+    /// Cross-node backend.
+    #[arg(long, value_enum, default_value = "vxlan")]
+    backend: BackendKind,
+    /// Datastore.
+    #[arg(long, value_enum, default_value = "embedded")]
+    store: StoreKind,
+    /// Pods created on each node.
+    #[arg(long, default_value_t = 2)]
+    pods_per_node: usize,
+    /// Dual stack (adds fd00:10:244::/56).
+    #[arg(long)]
+    ipv6: bool,
+    /// Directory holding the `weft` and `weft-ipam` plugins (default: weftctl's directory).
+    #[arg(long)]
+    cni_bin_dir: Option<PathBuf>,
+    /// The weftd binary (default: weftd in the CNI bin dir).
+    #[arg(long)]
+    weftd: Option<PathBuf>,
+    /// The etcd binary (for --store etcd).
+    #[arg(long, default_value = "/usr/bin/etcd")]
+    etcd: PathBuf,
+}
+
+impl UpArgs {
+    fn options(&self) -> UpOptions {
+        UpOptions {
+            nodes: self.nodes,
+            backend: self.backend,
+            store: self.store,
+            pods_per_node: self.pods_per_node,
+            ipv6: self.ipv6,
+            cni_bin_dir: self.cni_bin_dir.clone(),
+            weftd: self.weftd.clone(),
+            etcd: self.etcd.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum LabCommand {
+    /// Create the fabric, nodes, agents and pods.
+    Up(UpArgs),
+    /// Remove everything the lab made (also after a crash).
+    Down,
+    /// Show nodes, agents, pods and IPs.
+    Status,
+    /// Create Namespace, Pod and NetworkPolicy objects from a YAML file.
+    Apply {
+        /// Multi-document Kubernetes YAML.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+    },
+    /// Delete the objects a YAML file names.
+    Delete {
+        /// Multi-document Kubernetes YAML.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+    },
+    /// Probe FROM -> TO (`namespace/pod` or `node/NAME`); exit 0 allowed, 1 denied.
+    Probe {
+        /// Source.
+        from: String,
+        /// Target.
+        to: String,
+        /// Port (default: the target's first declared port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Protocol.
+        #[arg(long, value_enum)]
+        protocol: Option<Proto>,
+    },
+    /// Every pod and node to every pod; exit 0 when all allowed without NAT.
+    Matrix {
+        /// Port (default: each target's first declared port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Protocol.
+        #[arg(long, value_enum)]
+        protocol: Option<Proto>,
+        /// JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Up with 3 nodes and 2 pods each, the matrix, then down (always).
+    Demo(UpArgs),
+    /// (internal) Serve probe responses on the given ports.
+    #[command(hide = true)]
+    Responder {
+        /// `80/TCP,80/UDP`.
+        #[arg(long)]
+        ports: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let Cli {
+        command: Top::Lab(lab),
+    } = Cli::parse();
+    match run(lab) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn verdict(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run(lab: LabArgs) -> Result<ExitCode> {
+    let paths = LabPaths::new(&lab.lab_dir, &lab.prefix);
+    match lab.command {
+        LabCommand::Up(args) => {
+            let result = cmd::up(&paths, &args.options());
+            if result.is_err() {
+                eprintln!("(partial lab left for inspection; `weftctl lab down` removes it)");
+            } else {
+                print!("{}", inspect::status(&paths)?);
+            }
+            result.map(|()| ExitCode::SUCCESS)
+        }
+        LabCommand::Down => cmd::down(&paths).map(|()| ExitCode::SUCCESS),
+        LabCommand::Status => {
+            print!("{}", inspect::status(&paths)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCommand::Apply { file } => {
+            objects::apply(&paths, &file, &cmd::weftctl_exe()?).map(|()| ExitCode::SUCCESS)
+        }
+        LabCommand::Delete { file } => objects::delete(&paths, &file).map(|()| ExitCode::SUCCESS),
+        LabCommand::Probe {
+            from,
+            to,
+            port,
+            protocol,
+        } => Ok(verdict(
+            inspect::probe(&paths, &from, &to, port, protocol)?.allowed,
+        )),
+        LabCommand::Matrix {
+            port,
+            protocol,
+            json,
+        } => {
+            let m = inspect::matrix(&paths, port, protocol)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&matrix::to_json(&m))?);
+            } else {
+                print!("{}", matrix::render(&m));
+            }
+            Ok(verdict(m.all_allowed_without_nat()))
+        }
+        LabCommand::Demo(args) => cmd::demo(&paths, &args.options()).map(|()| ExitCode::SUCCESS),
+        LabCommand::Responder { ports } => {
+            responder::run(&responder::parse_ports(&ports)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

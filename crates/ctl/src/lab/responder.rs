@@ -1,0 +1,133 @@
+//! The pod responder (`weftctl lab responder --ports 80/TCP,80/UDP`): TCP accepts, writes
+//! the peer address it saw and closes; UDP echoes the datagram with the peer address. The
+//! peer address is what lets a probe prove that no NAT happened on the way.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+
+use anyhow::{Context, Result, bail};
+
+use super::state::{PortSpec, Proto};
+
+/// Parses `80/TCP,81/UDP` (protocol defaults to TCP).
+pub fn parse_ports(text: &str) -> Result<Vec<PortSpec>> {
+    let mut ports = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (port, proto) = item.split_once('/').unwrap_or((item, "TCP"));
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("bad port {port:?} in {item:?}"))?;
+        if port == 0 {
+            bail!("port 0 in {item:?}");
+        }
+        let protocol = proto.parse::<Proto>().map_err(anyhow::Error::msg)?;
+        ports.push(PortSpec {
+            port,
+            protocol,
+            name: None,
+        });
+    }
+    Ok(ports)
+}
+
+/// Renders ports for `--ports`.
+pub fn format_ports(ports: &[PortSpec]) -> String {
+    ports
+        .iter()
+        .map(|p| format!("{}/{}", p.port, p.protocol))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The line a responder sends: `peer <ip> <port>`.
+pub fn peer_line(peer: SocketAddr) -> String {
+    format!("peer {} {}\n", peer.ip().to_canonical(), peer.port())
+}
+
+/// Parses [`peer_line`]'s output.
+pub fn parse_peer_line(text: &str) -> Option<IpAddr> {
+    let mut words = text.split_whitespace();
+    (words.next()? == "peer").then_some(())?;
+    words.next()?.parse().ok()
+}
+
+/// Serves `ports` forever (one thread per port).
+pub fn run(ports: &[PortSpec]) -> Result<()> {
+    let mut workers = Vec::new();
+    for spec in ports {
+        match spec.protocol {
+            Proto::Tcp => {
+                let listener = bind_tcp(spec.port)?;
+                workers.push(std::thread::spawn(move || serve_tcp(&listener)));
+            }
+            Proto::Udp => {
+                let socket = bind_udp(spec.port)?;
+                workers.push(std::thread::spawn(move || serve_udp(&socket)));
+            }
+        }
+    }
+    for w in workers {
+        let _ = w.join();
+    }
+    Ok(())
+}
+
+/// `[::]` also takes IPv4 (bindv6only is 0 in a fresh namespace); IPv4 alone when the
+/// namespace has no IPv6.
+fn bind_tcp(port: u16) -> Result<TcpListener> {
+    TcpListener::bind((Ipv6Addr::UNSPECIFIED, port))
+        .or_else(|_| TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)))
+        .with_context(|| format!("listen on {port}/TCP"))
+}
+
+fn bind_udp(port: u16) -> Result<UdpSocket> {
+    UdpSocket::bind((Ipv6Addr::UNSPECIFIED, port))
+        .or_else(|_| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)))
+        .with_context(|| format!("bind {port}/UDP"))
+}
+
+fn serve_tcp(listener: &TcpListener) {
+    for conn in listener.incoming() {
+        let Ok(mut conn) = conn else { continue };
+        if let Ok(peer) = conn.peer_addr() {
+            let _ = conn.write_all(peer_line(peer).as_bytes());
+        }
+    }
+}
+
+fn serve_udp(socket: &UdpSocket) {
+    let mut buf = [0u8; 1500];
+    loop {
+        let Ok((len, peer)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        let payload = String::from_utf8_lossy(buf.get(..len).unwrap_or_default());
+        let reply = format!("{}{}", peer_line(peer), payload);
+        let _ = socket.send_to(reply.as_bytes(), peer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_round_trip() {
+        let p = parse_ports("80/TCP, 53/udp,8080").unwrap();
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[1].protocol, Proto::Udp);
+        assert_eq!(p[2].protocol, Proto::Tcp);
+        assert_eq!(format_ports(&p), "80/TCP,53/UDP,8080/TCP");
+        assert!(parse_ports("0/TCP").is_err());
+        assert!(parse_ports("80/SCTP").is_err());
+    }
+
+    #[test]
+    fn peer_line_normalises_mapped_addresses() {
+        let mapped: SocketAddr = "[::ffff:10.244.1.5]:4000".parse().unwrap();
+        let line = peer_line(mapped);
+        assert_eq!(line, "peer 10.244.1.5 4000\n");
+        assert_eq!(parse_peer_line(&line), Some("10.244.1.5".parse().unwrap()));
+        assert_eq!(parse_peer_line("garbage"), None);
+    }
+}
