@@ -111,14 +111,20 @@ impl IpamBackend {
         }
     }
 
-    /// CHECK: the reservation exists (and the delegate agrees).
-    pub fn check(&self, req: &Request) -> Result<(), PluginError> {
+    /// CHECK: the attachment still holds every address in `expected` (the `prevResult`
+    /// addresses; in-process), or the delegate agrees.
+    pub fn check(&self, req: &Request, expected: &[IpAddr]) -> Result<(), PluginError> {
         match self {
             IpamBackend::None => Ok(()),
             IpamBackend::InProcess(cfg) => {
                 let mut store = weft_ipam::open_store(cfg)?;
-                weft_ipam::check(&mut store, req.container_id(), req.ifname())?;
-                Ok(())
+                let held = weft_ipam::check(&mut store, req.container_id(), req.ifname())?;
+                match expected.iter().find(|ip| !held.contains(ip)) {
+                    Some(ip) => Err(PluginError::Check(format!(
+                        "address {ip} is no longer reserved for this attachment"
+                    ))),
+                    None => Ok(()),
+                }
             }
             IpamBackend::Delegated(ty) => {
                 exec_plugin(ty, &req.env.path, &req.delegate_env("CHECK"), &req.stdin)?;

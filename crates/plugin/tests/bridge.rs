@@ -113,6 +113,18 @@ fn check_fails_with_105_after_tampering() {
         node.rt.del(&l, &att).expect("DEL");
         assert_released(&node, "bchk");
     }
+    // The reservation is part of the attachment too.
+    let (_pod, att, res) = add(&node, &l, "bchkres");
+    let v4 = ip_of(&res, 0);
+    std::fs::remove_file(node.data.path().join("bchk").join(&v4)).unwrap();
+    let out = node.call("weft", "CHECK", Some(&att), &request(&l, &att, Some(&res)));
+    let (code, msg) = failure(&out);
+    assert!(
+        msg.contains(&v4) || msg.contains("reserv"),
+        "code {code}: {msg}"
+    );
+    node.rt.del(&l, &att).expect("DEL");
+    assert_released(&node, "bchk");
 }
 
 #[test]

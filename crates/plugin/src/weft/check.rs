@@ -2,6 +2,8 @@
 //! addresses, routes, host veth and its bridge, the gateway, the reservation, masquerade.
 //! Later chained plugins may change MACs or add routes; only what weft made is compared.
 
+use std::net::IpAddr;
+
 use ipnet::IpNet;
 use weft_datapath::netlink::{IpFamily, LinkInfo, Netlink, RouteScopeKind, RouteSpec};
 use weft_proto::CniResult;
@@ -62,7 +64,8 @@ pub(super) fn check(req: &Request) -> Result<(), PluginError> {
     }
     let plan = plan_from_result(&conf, w, &prev)?;
     check_planned(&mut node, &mut pod, &host, &pod_link, &plan)?;
-    backend.check(req)?;
+    let expected: Vec<IpAddr> = prev.ips.iter().map(|ip| ip.address.addr()).collect();
+    backend.check(req, &expected)?;
     if conf.ip_masq {
         let tag = naming::nft_tag(w.network, w.container_id, w.ifname);
         let tagged = masq::tagged_elements(None)?;
