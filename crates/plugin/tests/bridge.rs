@@ -432,3 +432,43 @@ fn two_interfaces_of_one_container_are_independent() {
     node.rt.del(&l, &eth1).expect("DEL eth1");
     assert_released(&node, "btwo");
 }
+
+#[test]
+fn hairpin_promisc_ip_ranges_and_args_ips() {
+    let node = Node::new("bopt");
+    let l = list(
+        &node,
+        "bopt",
+        json!({"bridge": "hbr0", "hairpinMode": true}),
+    );
+    let (_p1, a1, r1) = add(&node, &l, "bopt1");
+    let host = r1["interfaces"][1]["name"].as_str().unwrap().to_string();
+    let d = node.sh(&["ip", "-d", "link", "show", &host]);
+    assert!(d.contains("hairpin on"), "{d}");
+    node.rt.del(&l, &a1).expect("DEL");
+
+    let l = list(
+        &node,
+        "bopt",
+        json!({"bridge": "pbr0", "promiscMode": true,
+        "capabilities": {"ipRanges": true}}),
+    );
+    let pod = netns("bopt2");
+    let mut a2 = pod_att("bopt2", &pod);
+    a2.capability_args
+        .insert("ipRanges".into(), json!([[{"subnet": "10.123.0.0/24"}]]));
+    let r2 = node.rt.add(&l, &a2).expect("ADD with ipRanges");
+    assert_eq!(r2["ips"][0]["address"], "10.123.0.2/24", "{r2}");
+    assert!(node.sh(&["ip", "link", "show", "pbr0"]).contains("PROMISC"));
+    node.rt.check(&l, &a2).expect("CHECK");
+    node.rt.del(&l, &a2).expect("DEL");
+
+    let pod = netns("bopt3");
+    let a3 = pod_att("bopt3", &pod);
+    let mut stdin = request(&l, &a3, None);
+    stdin["args"] = json!({"cni": {"ips": ["10.88.0.77/24"]}});
+    let r3 = success(&node.call("weft", "ADD", Some(&a3), &stdin));
+    assert_eq!(r3["ips"][0]["address"], "10.88.0.77/24", "{r3}");
+    success(&node.call("weft", "DEL", Some(&a3), &stdin));
+    assert_released(&node, "bopt");
+}
