@@ -4,14 +4,13 @@
 //! desired state and converges the kernel to it. Datastore trouble never removes anything:
 //! the last known peers stay programmed until the store says otherwise.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use tokio::time::Instant;
 use weft_cluster::{ClusterConfig, NodeLocalConfig, NodePlan, NodeRecord, derive_mtu};
-use weft_store::subnets::{KIND_NODES, list_nodes, parse_node};
+use weft_store::subnets::KIND_NODES;
 use weft_store::{Datastore, LeaseState, WatchEvent, WatchStream};
 
 use crate::cli::Args;
@@ -19,6 +18,7 @@ use crate::desired::{local_setup, peer_plan};
 use crate::files::{Paths, Status};
 use crate::kernel::{Converged, Kernel, Underlay};
 use crate::membership::{Membership, same_record};
+use crate::peers::PeerView;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
@@ -50,8 +50,7 @@ pub async fn run(args: Args) -> Result<()> {
         membership: None,
         published: false,
         node_files: None,
-        peers: BTreeMap::new(),
-        peers_known: false,
+        peers: PeerView::default(),
         errors: Errors::default(),
         backoff: MIN_BACKOFF,
     };
@@ -111,8 +110,7 @@ struct Agent {
     local: NodeRecord,
     published: bool,
     node_files: Option<NodeLocalConfig>,
-    peers: BTreeMap<String, NodeRecord>,
-    peers_known: bool,
+    peers: PeerView,
     errors: Errors,
     backoff: Duration,
 }
@@ -126,7 +124,13 @@ impl Agent {
         loop {
             // A change between two iterations is not seen by a fresh receiver: look first.
             self.on_lease_state();
-            let mut lease_rx = self.membership.as_ref().map(Membership::subscribe);
+            let mut lease_rx = self.membership.as_ref().map(|m| {
+                // A clone of the keeper's receiver starts at the version *it* last saw:
+                // mark the current state seen, or `changed()` fires at once, forever.
+                let mut rx = m.subscribe();
+                rx.borrow_and_update();
+                rx
+            });
             tokio::select! {
                 event = next_event(&mut watch) => match event {
                     Some(event) => self.on_event(event),
@@ -155,7 +159,7 @@ impl Agent {
     }
 
     fn needs_retry(&self, watch: &Option<WatchStream>) -> bool {
-        self.membership.is_none() || !self.published || watch.is_none() || !self.peers_known
+        self.membership.is_none() || !self.published || watch.is_none() || !self.peers.known()
     }
 
     fn on_lease_state(&mut self) {
@@ -173,32 +177,14 @@ impl Agent {
     }
 
     fn on_event(&mut self, event: WatchEvent) {
-        match event {
-            WatchEvent::Snapshot(listing) => {
-                self.peers = listing
-                    .entries
-                    .iter()
-                    .filter_map(parse_node)
-                    .map(|r| (r.name.clone(), r))
-                    .collect();
-                self.peers_known = true;
-            }
-            WatchEvent::Put(entry) => {
-                if let Some(record) = parse_node(&entry) {
-                    self.peers.insert(record.name.clone(), record);
-                }
-            }
-            WatchEvent::Delete { key, .. } => {
-                tracing::info!(node = %key, "node record gone");
-                self.peers.remove(&key);
-            }
+        if self.peers.apply_event(&event) {
+            self.check_own_record();
         }
-        self.check_own_record();
     }
 
     /// Level-based view of our own record: if the store lost or changed it, publish again.
     fn check_own_record(&mut self) {
-        if self.peers_known
+        if self.peers.known()
             && !self
                 .peers
                 .get(&self.local.name)
@@ -248,9 +234,8 @@ impl Agent {
         if watch.is_none() {
             *watch = Some(self.store.watch(KIND_NODES).await?);
         }
-        let records = list_nodes(self.store.as_ref()).await?;
-        self.peers = records.into_iter().map(|r| (r.name.clone(), r)).collect();
-        self.peers_known = true;
+        let listing = self.store.list(KIND_NODES).await?;
+        self.peers.apply_listing(&listing);
         self.check_own_record();
         self.publish_if_needed().await
     }
@@ -265,8 +250,7 @@ impl Agent {
         }
         membership.publish(&self.store, &self.local).await?;
         tracing::info!(record = ?self.local, "node record published");
-        self.peers
-            .insert(self.local.name.clone(), self.local.clone());
+        self.peers.insert_own(self.local.clone());
         self.published = true;
         Ok(())
     }
@@ -285,8 +269,8 @@ impl Agent {
                 return;
             }
         };
-        let peers: Vec<NodeRecord> = self.peers.values().cloned().collect();
-        let plan: Option<NodePlan> = match self.peers_known {
+        let peers: Vec<NodeRecord> = self.peers.records();
+        let plan: Option<NodePlan> = match self.peers.known() {
             false => None,
             true => match peer_plan(&self.cfg, &self.local, &peers) {
                 Ok((plan, rejected)) => {
@@ -321,7 +305,7 @@ impl Agent {
                 false
             }
         };
-        let healthy = ok && self.membership.is_some() && self.peers_known && self.published;
+        let healthy = ok && self.membership.is_some() && self.peers.known() && self.published;
         self.write_status(healthy, programmed);
     }
 

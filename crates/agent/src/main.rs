@@ -11,6 +11,7 @@ mod desired;
 mod files;
 mod kernel;
 mod membership;
+mod peers;
 
 use std::process::ExitCode;
 

@@ -16,10 +16,17 @@ fn dual_stack_vxlan() {
     c.wait_healthy(0, 1);
     c.wait_healthy(1, 1);
     let b = &c.nodes[1];
-    let v6: IpNet = b.subnets().into_iter().find(|s| s.addr().is_ipv6()).unwrap();
+    let v6: IpNet = b
+        .subnets()
+        .into_iter()
+        .find(|s| s.addr().is_ipv6())
+        .unwrap();
     assert_eq!(v6.prefix_len(), 64);
     let conf = common::file_json(&b.dir.join("net.d/10-weft.conflist"));
-    assert_eq!(conf["plugins"][0]["ipam"]["ranges"][1][0]["subnet"], v6.to_string());
+    assert_eq!(
+        conf["plugins"][0]["ipam"]["ranges"][1][0]["subnet"],
+        v6.to_string()
+    );
 
     let a = &c.nodes[0];
     let routes = a.weft_routes();
@@ -28,7 +35,10 @@ fn dual_stack_vxlan() {
     let mut nl = a.nl();
     let vx = nl.link_by_name("weft.vxlan").unwrap();
     let neigh6 = nl.neighbours(IpFamily::V6, Some(vx.index)).unwrap();
-    assert!(neigh6.iter().any(|n| n.permanent && n.ip == v6.network()), "{neigh6:?}");
+    assert!(
+        neigh6.iter().any(|n| n.permanent && n.ip == v6.network()),
+        "{neigh6:?}"
+    );
 
     assert!(a.ping(&b.gateway_v4(), 2), "IPv4 over vxlan");
     let std::net::IpAddr::V6(net6) = v6.network() else {
@@ -36,6 +46,10 @@ fn dual_stack_vxlan() {
     };
     let gw6 = std::net::Ipv6Addr::from(u128::from(net6) + 1).to_string();
     let ok = a.exec(&["ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", &gw6]);
-    assert!(ok.status.success(), "IPv6 over vxlan to {gw6}: {ok:?}\n{}", c.log(0));
+    assert!(
+        ok.status.success(),
+        "IPv6 over vxlan to {gw6}: {ok:?}\n{}",
+        c.log(0)
+    );
     c.close();
 }

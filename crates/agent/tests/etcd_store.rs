@@ -12,7 +12,11 @@ const VXLAN: &str = r#"{"clusterCidrs":["10.244.0.0/16"],"backend":{"type":"vxla
 
 #[test]
 fn etcd_outage_keeps_routes_and_agents_catch_up() {
-    let mut c = Cluster::new(VXLAN, &["198.18.0.10/24", "198.18.0.11/24", "198.18.0.12/24"], 6);
+    let mut c = Cluster::new(
+        VXLAN,
+        &["198.18.0.10/24", "198.18.0.11/24", "198.18.0.12/24"],
+        6,
+    );
     let mut etcd = Etcd::start(&c.fabric, c.dir.path().join("etcd"));
     c.etcd = Some(CLIENT_URL.to_string());
     c.start(0);
@@ -35,7 +39,12 @@ fn etcd_outage_keeps_routes_and_agents_catch_up() {
                 .is_some_and(|e| e.contains("datastore") || e.contains("etcd"))
         })
     });
-    assert!(unreachable, "status: {:?}\n{}", c.nodes[0].status(), c.log(0));
+    assert!(
+        unreachable,
+        "status: {:?}\n{}",
+        c.nodes[0].status(),
+        c.log(0)
+    );
     std::thread::sleep(Duration::from_secs(7));
     assert_eq!(c.nodes[0].weft_routes(), routes0);
     assert_eq!(c.nodes[1].weft_routes(), routes1);
@@ -49,13 +58,23 @@ fn etcd_outage_keeps_routes_and_agents_catch_up() {
         c.wait_healthy(i, 2);
     }
     let cleared = poll(Duration::from_secs(20), || {
-        c.nodes.iter().all(|n| n.status().is_some_and(|s| s["error"].is_null()))
+        c.nodes
+            .iter()
+            .all(|n| n.status().is_some_and(|s| s["error"].is_null()))
     });
-    assert!(cleared, "errors stay: {:?}\n{}", c.nodes[0].status(), c.log(0));
+    assert!(
+        cleared,
+        "errors stay: {:?}\n{}",
+        c.nodes[0].status(),
+        c.log(0)
+    );
     assert_eq!(c.nodes[0].subnets(), subnets0);
     assert_eq!(c.nodes[0].weft_routes().len(), 2);
     assert!(c.nodes[2].ping(&gw1, 2), "new node reaches node1");
-    assert!(c.nodes[0].ping(&c.nodes[2].gateway_v4(), 2), "node0 reaches the new node");
+    assert!(
+        c.nodes[0].ping(&c.nodes[2].gateway_v4(), 2),
+        "node0 reaches the new node"
+    );
     drop(c.agents.drain(..));
     drop(etcd);
     c.close();

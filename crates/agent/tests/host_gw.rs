@@ -16,7 +16,12 @@ const HOST_GW: &str = r#"{"clusterCidrs":["10.244.0.0/16"],"backend":{"type":"ho
 #[test]
 fn host_gw_routes_refusal_and_record_deletion() {
     // node3 sits on the same wire but in another IP network: not a valid next hop.
-    let addrs = ["198.18.0.10/24", "198.18.0.11/24", "198.18.0.12/24", "198.18.1.10/24"];
+    let addrs = [
+        "198.18.0.10/24",
+        "198.18.0.11/24",
+        "198.18.0.12/24",
+        "198.18.1.10/24",
+    ];
     let mut c = Cluster::new(HOST_GW, &addrs, 30);
     c.start_all();
     for i in 0..3 {
@@ -37,14 +42,29 @@ fn host_gw_routes_refusal_and_record_deletion() {
             assert_eq!(r.gateway, Some(c.nodes[owner].underlay));
             assert!(!r.onlink);
         }
-        let error = node.status().unwrap()["error"].as_str().unwrap_or("").to_string();
+        let error = node.status().unwrap()["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         assert!(error.contains("peer node3 refused"), "{error}");
-        assert!(error.contains("same L2 segment") || error.contains("L2"), "{error}");
+        assert!(
+            error.contains("same L2 segment") || error.contains("L2"),
+            "{error}"
+        );
     }
-    assert!(c.nodes[3].weft_routes().is_empty(), "node3 refuses everyone");
+    assert!(
+        c.nodes[3].weft_routes().is_empty(),
+        "node3 refuses everyone"
+    );
 
-    assert!(c.nodes[0].ping(&c.nodes[1].gateway_v4(), 2), "ping node1 gateway");
-    assert!(c.nodes[1].ping(&c.nodes[2].gateway_v4(), 2), "ping node2 gateway");
+    assert!(
+        c.nodes[0].ping(&c.nodes[1].gateway_v4(), 2),
+        "ping node1 gateway"
+    );
+    assert!(
+        c.nodes[1].ping(&c.nodes[2].gateway_v4(), 2),
+        "ping node2 gateway"
+    );
 
     // node2 is killed and removed from the cluster: the others drop its route at once
     // (the lease TTL is 30 s, so this is the deletion, not the expiry).
@@ -63,7 +83,11 @@ fn host_gw_routes_refusal_and_record_deletion() {
         assert_eq!(node.weft_routes().len(), 1);
     }
     // Its route on the survivors is gone, but node2 itself keeps what it programmed.
-    let via: Vec<IpAddr> = c.nodes[2].weft_routes().iter().filter_map(|r| r.gateway).collect();
+    let via: Vec<IpAddr> = c.nodes[2]
+        .weft_routes()
+        .iter()
+        .filter_map(|r| r.gateway)
+        .collect();
     assert_eq!(via.len(), 2);
     assert!(c.nodes[0].ping(&c.nodes[1].gateway_v4(), 1));
     c.close();

@@ -12,7 +12,11 @@ const VXLAN: &str = r#"{"clusterCidrs":["10.244.0.0/16"],"backend":{"type":"vxla
 
 #[test]
 fn vxlan_cluster_routes_restart_and_node_loss() {
-    let mut c = Cluster::new(VXLAN, &["198.18.0.10/24", "198.18.0.11/24", "198.18.0.12/24"], 3);
+    let mut c = Cluster::new(
+        VXLAN,
+        &["198.18.0.10/24", "198.18.0.11/24", "198.18.0.12/24"],
+        3,
+    );
     c.start_all();
     for i in 0..3 {
         c.wait_healthy(i, 2);
@@ -28,7 +32,10 @@ fn vxlan_cluster_routes_restart_and_node_loss() {
     let a = c.nodes[0].dir.clone();
     let conf = file_json(&a.join("net.d/10-weft.conflist"));
     assert_eq!(conf["plugins"][0]["mtu"], 1450);
-    assert_eq!(conf["plugins"][0]["ipam"]["ranges"][0][0]["subnet"], subnets[0].to_string());
+    assert_eq!(
+        conf["plugins"][0]["ipam"]["ranges"][0][0]["subnet"],
+        subnets[0].to_string()
+    );
     let local = file_json(&a.join("run/node.json"));
     assert_eq!(local["mtu"], 1450);
 
@@ -65,29 +72,69 @@ fn vxlan_cluster_routes_restart_and_node_loss() {
         assert_eq!(bridge.kind.as_deref(), Some("bridge"));
         let nft = node.exec(&["nft", "list", "table", "inet", "weft_cluster"]);
         let rules = String::from_utf8_lossy(&nft.stdout);
-        assert!(rules.contains("masquerade") && rules.contains(&subnets[i].to_string()), "{rules}");
+        assert!(
+            rules.contains("masquerade") && rules.contains(&subnets[i].to_string()),
+            "{rules}"
+        );
     }
 
     // Node 0 reaches the other nodes' bridge gateways through the tunnel.
-    assert!(c.nodes[0].ping(&c.nodes[1].gateway_v4(), 2), "ping node1 gateway");
-    assert!(c.nodes[0].ping(&c.nodes[2].gateway_v4(), 2), "ping node2 gateway");
+    assert!(
+        c.nodes[0].ping(&c.nodes[1].gateway_v4(), 2),
+        "ping node1 gateway"
+    );
+    assert!(
+        c.nodes[0].ping(&c.nodes[2].gateway_v4(), 2),
+        "ping node2 gateway"
+    );
 
     // Restart node1's weftd during a ping stream from node0: nothing is flushed.
     let before = c.nodes[1].weft_routes();
     let mac_before = c.nodes[1].nl().link_by_name("weft.vxlan").unwrap().mac;
-    let stream = c.nodes[0].spawn(&["ping", "-c", "25", "-i", "0.1", "-W", "1", &c.nodes[1].gateway_v4()]);
+    let stream = c.nodes[0].spawn(&[
+        "ping",
+        "-c",
+        "25",
+        "-i",
+        "0.1",
+        "-W",
+        "1",
+        &c.nodes[1].gateway_v4(),
+    ]);
     std::thread::sleep(Duration::from_millis(300));
     c.agents[1].stop("TERM");
-    assert_eq!(c.nodes[1].weft_routes(), before, "routes kept while weftd is down");
+    assert_eq!(
+        c.nodes[1].weft_routes(),
+        before,
+        "routes kept while weftd is down"
+    );
     c.start(1);
     c.wait_healthy(1, 2);
     let out = stream.wait_with_output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("25 received"), "ping stream lost packets:\n{text}");
-    assert_eq!(c.nodes[1].subnets()[0], subnets[1], "same subnet after restart");
-    assert_eq!(c.nodes[1].weft_routes(), before, "programming converged unchanged");
-    assert_eq!(c.nodes[1].nl().link_by_name("weft.vxlan").unwrap().mac, mac_before);
-    assert!(!c.log(1).contains("route remove"), "restart removed routes:\n{}", c.log(1));
+    assert!(
+        text.contains("25 received"),
+        "ping stream lost packets:\n{text}"
+    );
+    assert_eq!(
+        c.nodes[1].subnets()[0],
+        subnets[1],
+        "same subnet after restart"
+    );
+    assert_eq!(
+        c.nodes[1].weft_routes(),
+        before,
+        "programming converged unchanged"
+    );
+    assert_eq!(
+        c.nodes[1].nl().link_by_name("weft.vxlan").unwrap().mac,
+        mac_before
+    );
+    assert!(
+        !c.log(1).contains("route remove"),
+        "restart removed routes:\n{}",
+        c.log(1)
+    );
 
     // node2 dies; once its lease expires the others drop its routes, neighbour and FDB.
     c.agents[2].stop("KILL");
@@ -98,12 +145,23 @@ fn vxlan_cluster_routes_restart_and_node_loss() {
         });
         let mut nl = node.nl();
         let vx = nl.link_by_name("weft.vxlan").unwrap();
-        assert_eq!(nl.neighbours(IpFamily::V4, Some(vx.index)).unwrap().len(), 1);
+        assert_eq!(
+            nl.neighbours(IpFamily::V4, Some(vx.index)).unwrap().len(),
+            1
+        );
         let fdb = nl.fdb(Some(vx.index)).unwrap();
-        assert!(fdb.iter().all(|f| f.dst != Some(c.nodes[2].underlay)), "{fdb:?}");
+        assert!(
+            fdb.iter().all(|f| f.dst != Some(c.nodes[2].underlay)),
+            "{fdb:?}"
+        );
         c.wait_healthy(i, 1);
     }
     assert!(c.nodes[0].ping(&c.nodes[1].gateway_v4(), 1));
-    assert!(c.nodes[0].weft_routes().iter().all(|r| r.proto == Some(WEFT_PROTO)));
+    assert!(
+        c.nodes[0]
+            .weft_routes()
+            .iter()
+            .all(|r| r.proto == Some(WEFT_PROTO))
+    );
     c.close();
 }

@@ -58,7 +58,11 @@ impl Etcd {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while !fabric.run(healthy) {
-            assert!(Instant::now() < deadline, "etcd not healthy:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "etcd not healthy:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

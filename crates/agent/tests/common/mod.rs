@@ -99,7 +99,11 @@ impl Node {
 
     /// The bridge gateway (first host) of this node's IPv4 subnet.
     pub fn gateway_v4(&self) -> String {
-        let subnet = self.subnets().into_iter().find(|s| s.addr().is_ipv4()).unwrap();
+        let subnet = self
+            .subnets()
+            .into_iter()
+            .find(|s| s.addr().is_ipv4())
+            .unwrap();
         let IpAddr::V4(a) = subnet.network() else {
             unreachable!()
         };
