@@ -53,3 +53,30 @@ fn dual_stack_vxlan() {
     );
     c.close();
 }
+
+const DUAL_HOST_GW: &str = r#"{"clusterCidrs":["10.244.0.0/16","fd00:10:244::/56"],
+    "backend":{"type":"host-gw"}}"#;
+
+#[test]
+fn dual_stack_host_gw_uses_the_underlay_of_each_family() {
+    let addrs = ["198.18.0.10/24,2001:2::10/64", "198.18.0.11/24,2001:2::11/64"];
+    let mut c = Cluster::new(DUAL_HOST_GW, &addrs, 5);
+    c.start_all();
+    c.wait_healthy(0, 1);
+    c.wait_healthy(1, 1);
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let routes = a.weft_routes();
+    assert_eq!(routes.len(), 2, "{routes:?}");
+    let v4 = routes.iter().find(|r| r.dst.addr().is_ipv4()).unwrap();
+    let v6 = routes.iter().find(|r| r.dst.addr().is_ipv6()).unwrap();
+    assert_eq!(v4.gateway, Some("198.18.0.11".parse().unwrap()));
+    assert_eq!(v6.gateway, Some("2001:2::11".parse().unwrap()));
+    assert!(a.ping(&b.gateway_v4(), 2));
+    let std::net::IpAddr::V6(net6) = v6.dst.network() else {
+        unreachable!()
+    };
+    let gw6 = std::net::Ipv6Addr::from(u128::from(net6) + 1).to_string();
+    let ok = a.exec(&["ping", "-6", "-c", "2", "-i", "0.2", "-W", "1", &gw6]);
+    assert!(ok.status.success(), "IPv6 host-gw to {gw6}: {ok:?}");
+    c.close();
+}

@@ -144,7 +144,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// `addrs`: underlay address/prefix for each node, e.g. "198.18.0.10/24".
+    /// `addrs`: underlay address/prefix for each node, e.g. "198.18.0.10/24" or
+    /// "198.18.0.10/24,2001:2::10/64" for a dual-stack underlay.
     pub fn new(cluster_config: &str, addrs: &[&str], ttl: u64) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("cluster.json");
@@ -176,8 +177,12 @@ impl Cluster {
             fnl.set_up(veth.index, true).unwrap();
             let mut nl = Netlink::open_in(&fd).unwrap();
             let eth0 = nl.link_by_name("eth0").unwrap();
-            let net: IpNet = addr.parse().unwrap();
-            nl.add_addr(eth0.index, net, false).unwrap();
+            // "v4/len[,v6/len]": the first is the primary underlay address.
+            let nets: Vec<IpNet> = addr.split(',').map(|a| a.parse().unwrap()).collect();
+            for extra in &nets {
+                nl.add_addr(eth0.index, *extra, extra.addr().is_ipv6()).unwrap();
+            }
+            let net = nets[0];
             nl.set_up(eth0.index, true).unwrap();
             let node_dir = dir.path().join(&name);
             std::fs::create_dir_all(&node_dir).unwrap();
