@@ -59,7 +59,10 @@ const DUAL_HOST_GW: &str = r#"{"clusterCidrs":["10.244.0.0/16","fd00:10:244::/56
 
 #[test]
 fn dual_stack_host_gw_uses_the_underlay_of_each_family() {
-    let addrs = ["198.18.0.10/24,2001:2::10/64", "198.18.0.11/24,2001:2::11/64"];
+    let addrs = [
+        "198.18.0.10/24,2001:2::10/64",
+        "198.18.0.11/24,2001:2::11/64",
+    ];
     let mut c = Cluster::new(DUAL_HOST_GW, &addrs, 5);
     c.start_all();
     c.wait_healthy(0, 1);

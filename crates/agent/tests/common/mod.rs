@@ -134,6 +134,8 @@ impl Node {
 /// Fabric + nodes + shared store dir. Fields drop in order: agents first, then namespaces.
 pub struct Cluster {
     pub agents: Vec<Weftd>,
+    /// Pod namespaces made by [`Cluster::add_pod`].
+    pub pods: Vec<TestNs>,
     pub nodes: Vec<Node>,
     pub fabric: TestNs,
     pub dir: tempfile::TempDir,
@@ -180,7 +182,8 @@ impl Cluster {
             // "v4/len[,v6/len]": the first is the primary underlay address.
             let nets: Vec<IpNet> = addr.split(',').map(|a| a.parse().unwrap()).collect();
             for extra in &nets {
-                nl.add_addr(eth0.index, *extra, extra.addr().is_ipv6()).unwrap();
+                nl.add_addr(eth0.index, *extra, extra.addr().is_ipv6())
+                    .unwrap();
             }
             let net = nets[0];
             nl.set_up(eth0.index, true).unwrap();
@@ -200,6 +203,7 @@ impl Cluster {
         });
         Cluster {
             agents: Vec::new(),
+            pods: Vec::new(),
             nodes,
             fabric,
             dir,
@@ -296,6 +300,58 @@ impl Cluster {
         );
     }
 
+    /// A pod on node `i` the way the bridge plugin wires one: a veth on `weft0`, address
+    /// `host` (an offset in the node's IPv4 subnet), default route via the gateway.
+    /// Returns the pod's index in [`Cluster::pods`] and its address.
+    pub fn add_pod(&mut self, i: usize, host: u32) -> (usize, String) {
+        let node = &self.nodes[i];
+        let subnet = node
+            .subnets()
+            .into_iter()
+            .find(|s| s.addr().is_ipv4())
+            .unwrap();
+        let IpAddr::V4(net) = subnet.network() else {
+            unreachable!()
+        };
+        let ip = std::net::Ipv4Addr::from(u32::from(net) + host);
+        let gw = std::net::Ipv4Addr::from(u32::from(net) + 1);
+        let pod = TestNs::new("pod").unwrap();
+        let pod_fd = NetnsFd::open(pod.path()).unwrap();
+        let mut nl = node.nl();
+        let host_end = format!("vp{}", self.pods.len());
+        let veth = nl
+            .create_veth(&VethSpec {
+                name: &host_end,
+                peer_name: "eth0",
+                peer_netns: Some(&pod_fd),
+                mtu: None,
+                mac: None,
+                peer_mac: None,
+                group: None,
+            })
+            .unwrap();
+        let bridge = nl.link_by_name("weft0").unwrap();
+        nl.set_master(veth.index, Some(bridge.index)).unwrap();
+        nl.set_up(veth.index, true).unwrap();
+        let mut pnl = Netlink::open_in(&pod_fd).unwrap();
+        let eth0 = pnl.link_by_name("eth0").unwrap();
+        pnl.add_addr(
+            eth0.index,
+            IpNet::new(IpAddr::V4(ip), subnet.prefix_len()).unwrap(),
+            false,
+        )
+        .unwrap();
+        pnl.set_up(eth0.index, true).unwrap();
+        let mut default = RouteSpec::to("0.0.0.0/0".parse().unwrap());
+        default.gateway = Some(IpAddr::V4(gw));
+        pnl.add_route(&default).unwrap();
+        wait_until("pod port up", Duration::from_secs(5), || {
+            nl.link_by_name(&host_end).unwrap().oper_up
+        });
+        self.pods.push(pod);
+        (self.pods.len() - 1, ip.to_string())
+    }
+
     pub fn log(&self, i: usize) -> String {
         std::fs::read_to_string(self.nodes[i].dir.join("weftd.log")).unwrap_or_default()
     }
@@ -304,6 +360,7 @@ impl Cluster {
     pub fn close(self) {
         let mut names: Vec<String> = self.nodes.iter().map(|n| n.ns.name().to_string()).collect();
         names.push(self.fabric.name().to_string());
+        names.extend(self.pods.iter().map(|p| p.name().to_string()));
         for i in 0..self.nodes.len() {
             eprintln!("---- weftd log of {}:\n{}", self.nodes[i].name, self.log(i));
         }
