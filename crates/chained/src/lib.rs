@@ -1,9 +1,11 @@
 //! Chained and auxiliary plugins that sit after the main plugin in a conflist:
-//! `weft-loopback`, `weft-tuning` (and, as they land, `weft-portmap`, `weft-bandwidth`).
+//! `weft-loopback`, `weft-tuning`, `weft-portmap` (and, as it lands, `weft-bandwidth`).
 
 pub mod common;
 pub mod loopback;
+pub mod portmap;
 pub mod tuning;
 
 pub use loopback::Loopback;
+pub use portmap::Portmap;
 pub use tuning::Tuning;
