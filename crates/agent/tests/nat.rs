@@ -2,6 +2,9 @@
 //! towards pods on other nodes and towards nodes, and are masqueraded only when leaving
 //! the cluster CIDR.
 
+// Helpers outside #[test] functions count as production code for clippy.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;
