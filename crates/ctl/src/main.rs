@@ -111,6 +111,9 @@ enum LabCommand {
         /// Protocol.
         #[arg(long, value_enum)]
         protocol: Option<Proto>,
+        /// Probe the target's IPv6 address (dual-stack labs).
+        #[arg(long)]
+        ipv6: bool,
     },
     /// Every pod and node to every pod; exit 0 when all allowed without NAT.
     Matrix {
@@ -123,6 +126,9 @@ enum LabCommand {
         /// JSON instead of the table.
         #[arg(long)]
         json: bool,
+        /// Probe IPv6 addresses (dual-stack labs).
+        #[arg(long)]
+        ipv6: bool,
     },
     /// Up with 3 nodes and 2 pods each, the matrix, then down (always).
     Demo(UpArgs),
@@ -182,15 +188,17 @@ fn run(lab: LabArgs) -> Result<ExitCode> {
             to,
             port,
             protocol,
+            ipv6,
         } => Ok(verdict(
-            inspect::probe(&paths, &from, &to, port, protocol)?.allowed,
+            inspect::probe(&paths, &from, &to, port, protocol, ipv6)?.allowed,
         )),
         LabCommand::Matrix {
             port,
             protocol,
             json,
+            ipv6,
         } => {
-            let m = inspect::matrix(&paths, port, protocol)?;
+            let m = inspect::matrix(&paths, port, protocol, ipv6)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&matrix::to_json(&m))?);
             } else {

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use weft_datapath::{delete_named_netns, list_named_netns, named_netns_path};
 
 use super::agents::{NodeDirs, cluster_config, start_etcd, start_weftd, wait_healthy};
-use super::fabric::{create_fabric, create_node, node_underlay_ip};
+use super::fabric::{create_fabric, create_node, node_underlay_ip, node_underlay_ip6};
 use super::pods::{create_pod, pod_object};
 use super::procs::{netns_identity, pids_in_netns, process_netns, spawn_in_netns, stop_all};
 use super::state::{
@@ -140,7 +140,7 @@ fn build_lab(
         1,
         5,
         &format!("fabric namespace {fabric} (br0 198.18.0.1/24)"),
-        || create_fabric(&fabric),
+        || create_fabric(&fabric, opts.ipv6),
     )?;
     step(2, 5, &format!("{} node namespaces", opts.nodes), || {
         for i in 1..=opts.nodes {
@@ -148,7 +148,8 @@ fn build_lab(
             let netns = paths.node_netns(&name);
             NodeDirs::of(paths, &name).create()?;
             let ip = node_underlay_ip(i);
-            create_node(&fabric, &netns, &name, ip)?;
+            let ip6 = opts.ipv6.then(|| node_underlay_ip6(i));
+            create_node(&fabric, &netns, &name, ip, ip6)?;
             let mut node = NodeState {
                 name: name.clone(),
                 netns,
@@ -336,9 +337,15 @@ fn recorded_pids(state: &LabState) -> Vec<u32> {
 pub fn demo(paths: &LabPaths, opts: &UpOptions) -> Result<()> {
     let outcome = up(paths, opts).and_then(|()| {
         println!();
-        let matrix = super::inspect::matrix(paths, None, None)?;
-        print!("{}", super::matrix::render(&matrix));
-        if matrix.all_allowed_without_nat() {
+        let mut all_good = true;
+        let families: &[bool] = if opts.ipv6 { &[false, true] } else { &[false] };
+        for &v6 in families {
+            let matrix = super::inspect::matrix(paths, None, None, v6)?;
+            println!("{}:", if v6 { "IPv6" } else { "IPv4" });
+            print!("{}", super::matrix::render(&matrix));
+            all_good &= matrix.all_allowed_without_nat();
+        }
+        if all_good {
             println!("every pod and node reaches every pod, and every receiver saw the sender's own address (no NAT)");
             Ok(())
         } else {

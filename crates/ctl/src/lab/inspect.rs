@@ -57,16 +57,17 @@ impl Endpoint {
     }
 }
 
-/// The address a probe aims at: a pod's first IP (IPv4 first), or a node's `weft0` address.
-fn target_ip(target: &Endpoint) -> Result<IpAddr> {
+/// The address a probe aims at: a pod's IP, or a node's `weft0` address, of the family
+/// asked for (IPv6 when `v6`).
+fn target_ip(target: &Endpoint, v6: bool) -> Result<IpAddr> {
+    let family = if v6 { "IPv6" } else { "IPv4" };
     match target {
         Endpoint::Pod(p) => p
             .ips
             .iter()
-            .find(|ip| ip.is_ipv4())
-            .or(p.ips.first())
+            .find(|ip| ip.is_ipv6() == v6)
             .copied()
-            .with_context(|| format!("pod {} has no IP", p.key())),
+            .with_context(|| format!("pod {} has no {family} address", p.key())),
         Endpoint::Node(name, netns) => {
             let ns = NetnsFd::open(named_netns_path(netns))?;
             let mut nl = Netlink::open_in(&ns)?;
@@ -74,11 +75,11 @@ fn target_ip(target: &Endpoint) -> Result<IpAddr> {
                 .link_by_name(POD_BRIDGE)
                 .with_context(|| format!("node {name} has no {POD_BRIDGE} yet (no pods?)"))?;
             let addrs = nl.addrs(Some(bridge.index), None)?;
-            let mut ips: Vec<IpAddr> = addrs.iter().map(|a| a.addr.addr()).collect();
-            ips.sort_by_key(|ip| !ip.is_ipv4());
-            ips.first()
-                .copied()
-                .with_context(|| format!("{POD_BRIDGE} on {name} has no address"))
+            addrs
+                .iter()
+                .map(|a| a.addr.addr())
+                .find(|ip| ip.is_ipv6() == v6 && !is_link_local(ip))
+                .with_context(|| format!("{POD_BRIDGE} on {name} has no {family} address"))
         }
     }
 }
@@ -118,12 +119,13 @@ pub fn probe(
     to: &str,
     port: Option<u16>,
     protocol: Option<Proto>,
+    v6: bool,
 ) -> Result<ProbeResult> {
     let state = LabState::load(paths)?;
     let from = Endpoint::resolve(&state, from)?;
     let to = Endpoint::resolve(&state, to)?;
     let (port, proto) = target_port(&to, port, protocol);
-    let target = SocketAddr::new(target_ip(&to)?, port);
+    let target = SocketAddr::new(target_ip(&to, v6)?, port);
     let result = run_probe(&named_netns_path(from.netns()), target, proto)?;
     println!(
         "{} -> {}: {}",
@@ -135,7 +137,12 @@ pub fn probe(
 }
 
 /// `lab matrix`: every pod and node to every pod.
-pub fn matrix(paths: &LabPaths, port: Option<u16>, protocol: Option<Proto>) -> Result<Matrix> {
+pub fn matrix(
+    paths: &LabPaths,
+    port: Option<u16>,
+    protocol: Option<Proto>,
+    v6: bool,
+) -> Result<Matrix> {
     let state = LabState::load(paths)?;
     let mut sources: Vec<Source> = state
         .pods
@@ -155,7 +162,7 @@ pub fn matrix(paths: &LabPaths, port: Option<u16>, protocol: Option<Proto>) -> R
         let (port, proto) = target_port(&endpoint, port, protocol);
         targets.push(Target {
             label: pod.key(),
-            addr: SocketAddr::new(target_ip(&endpoint)?, port),
+            addr: SocketAddr::new(target_ip(&endpoint, v6)?, port),
             protocol: proto,
         });
     }
@@ -210,6 +217,13 @@ pub fn status(paths: &LabPaths) -> Result<String> {
         ));
     }
     Ok(out)
+}
+
+fn is_link_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
+    }
 }
 
 fn alive_word(pid: u32) -> &'static str {

@@ -266,7 +266,8 @@ mod tests {
         assert_eq!(lines[1], "default/a   . X");
         assert_eq!(lines[2], "node/node1  . N");
         assert!(text.contains("1 = default/a 10.244.1.2:80/TCP"));
-        assert!(text.contains("2/4 allowed"), "{text}");
+        assert!(text.contains("3/4 allowed"), "{text}");
+        assert!(text.contains("translated source on 1"), "{text}");
         assert!(!sample().all_allowed_without_nat());
     }
 
