@@ -6,12 +6,14 @@
 //! and a [`Netlink`] socket opened there stays bound to that namespace.
 
 pub mod error;
+pub mod named;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
 pub mod sysctl;
 
 pub use error::{DatapathError, Result};
+pub use named::{create_named_netns, delete_named_netns, list_named_netns, named_netns_path};
 pub use netlink::{
     AddrInfo, BridgePortFlags, FdbEntry, LinkInfo, Neighbour, Netlink, RouteScopeKind, RouteSpec,
     VethSpec, VxlanSpec,
