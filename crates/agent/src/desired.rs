@@ -57,6 +57,13 @@ pub fn local_setup(
     })
 }
 
+/// What the VXLAN device was created with, kept in its alias: the kernel does not report
+/// VNI, port or local address back through the datapath crate, so a changed config is
+/// detected by comparing this text.
+pub fn vxlan_identity(dev: &VxlanDevicePlan) -> String {
+    format!("weft vni={} port={} local={}", dev.vni, dev.port, dev.local)
+}
+
 /// Routes, neighbours and FDB entries towards `peers`, plus human-readable rejections.
 pub fn peer_plan(
     cfg: &ClusterConfig,
@@ -167,6 +174,10 @@ mod tests {
         let dev = setup.vxlan.unwrap();
         assert_eq!(dev.addresses, vec!["10.244.0.0/32".parse().unwrap()]);
         assert_eq!((dev.vni, dev.port), (1, 4789));
+        assert_eq!(
+            vxlan_identity(&dev),
+            "weft vni=1 port=4789 local=198.18.0.10"
+        );
         let gw = cfg(r#"{"clusterCidrs":["10.244.0.0/16"],"backend":{"type":"host-gw"}}"#);
         assert_eq!(gw.backend, Backend::HostGw);
         assert!(local_setup(&gw, &local, 1500, 2).unwrap().vxlan.is_none());

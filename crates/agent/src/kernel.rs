@@ -17,7 +17,7 @@ use weft_datapath::{LinkInfo, Netlink, RouteSpec, VxlanSpec};
 use crate::actual::{
     owned_fdb, owned_neighbours, owned_routes, owned_routes_without_gateway, route_spec,
 };
-use crate::desired::{BRIDGE, LocalSetup};
+use crate::desired::{BRIDGE, LocalSetup, vxlan_identity};
 
 /// RT_SCOPE_UNIVERSE: a global address.
 const SCOPE_GLOBAL: u8 = 0;
@@ -131,13 +131,19 @@ impl Kernel {
 
     fn ensure_vxlan(&mut self, dev: &VxlanDevicePlan, setup: &LocalSetup) -> Result<LinkInfo> {
         let mtu = setup.pod_mtu;
+        let wanted = vxlan_identity(dev);
         let mut link = match self.nl.find_link(&dev.name)? {
             Some(link) if link.kind.as_deref() != Some("vxlan") => {
                 bail!("{} exists but is a {:?} device", dev.name, link.kind)
             }
-            Some(link) if link.link != Some(setup.underlay_index) => {
-                // The underlay device is fixed at creation: recreate, keeping the MAC peers know.
-                tracing::warn!(name = %dev.name, "VXLAN underlay changed, recreating the device");
+            Some(link)
+                if link.link != Some(setup.underlay_index)
+                    || link.alias.as_deref() != Some(wanted.as_str()) =>
+            {
+                // VNI, port, local address and underlay are fixed at creation: recreate,
+                // keeping the MAC peers know. Its entries are re-added below.
+                tracing::warn!(name = %dev.name, was = ?link.alias, now = %wanted,
+                    "VXLAN parameters changed, recreating the device");
                 self.nl.delete_link(link.index)?;
                 self.create_vxlan(dev, setup, link.mac)?
             }
@@ -172,7 +178,10 @@ impl Kernel {
             mtu: Some(setup.pod_mtu),
             mac,
         };
-        Ok(self.nl.create_vxlan(&spec)?)
+        let link = self.nl.create_vxlan(&spec)?;
+        // The kernel reads back none of these, so the alias records what was asked for.
+        self.nl.set_alias(link.index, &vxlan_identity(dev))?;
+        Ok(link)
     }
 
     /// Adds missing global addresses and removes global ones not wanted (an old subnet).

@@ -114,3 +114,33 @@ fn revoked_lease_is_reclaimed_with_the_same_subnet() {
     assert!(c.nodes[0].ping(&c.nodes[1].gateway_v4(), 2));
     c.close();
 }
+
+#[test]
+fn vni_change_recreates_the_device_keeping_its_mac() {
+    let mut c = Cluster::new(VXLAN, &["198.18.0.10/24", "198.18.0.11/24"], 5);
+    c.start_all();
+    c.wait_healthy(0, 1);
+    c.wait_healthy(1, 1);
+    let mac = |c: &Cluster, i: usize| c.nodes[i].nl().link_by_name("weft.vxlan").unwrap().mac;
+    let macs = [mac(&c, 0), mac(&c, 1)];
+    c.agents[0].stop("TERM");
+    c.agents[1].stop("TERM");
+    std::fs::write(
+        &c.config,
+        r#"{"clusterCidrs":["10.244.0.0/16"],"backend":{"type":"vxlan","vni":9}}"#,
+    )
+    .unwrap();
+    c.start_all();
+    c.wait_healthy(0, 1);
+    c.wait_healthy(1, 1);
+    for i in 0..2 {
+        let link = c.nodes[i].nl().link_by_name("weft.vxlan").unwrap();
+        assert!(link.alias.unwrap().contains("vni=9"));
+        assert_eq!(link.mac, macs[i], "MAC kept across the re-creation");
+        wait_until("routes back", Duration::from_secs(5), || {
+            c.nodes[i].weft_routes().len() == 1
+        });
+    }
+    assert!(c.nodes[0].ping(&c.nodes[1].gateway_v4(), 2));
+    c.close();
+}

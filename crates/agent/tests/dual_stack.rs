@@ -83,3 +83,25 @@ fn dual_stack_host_gw_uses_the_underlay_of_each_family() {
     assert!(ok.status.success(), "IPv6 host-gw to {gw6}: {ok:?}");
     c.close();
 }
+
+#[test]
+fn vxlan_over_an_ipv6_underlay() {
+    let cfg = r#"{"clusterCidrs":["10.244.0.0/16"],"backend":{"type":"vxlan"}}"#;
+    let mut c = Cluster::new(cfg, &["2001:2::10/64", "2001:2::11/64"], 5);
+    c.start_all();
+    c.wait_healthy(0, 1);
+    c.wait_healthy(1, 1);
+    let a = &c.nodes[0];
+    let vx = a.nl().link_by_name("weft.vxlan").unwrap();
+    assert_eq!(vx.mtu, 1430, "IPv6 underlay: 1500 - 70");
+    let conf = common::file_json(&a.dir.join("net.d/10-weft.conflist"));
+    assert_eq!(conf["plugins"][0]["mtu"], 1430);
+    let fdb = a.nl().fdb(Some(vx.index)).unwrap();
+    let peer: std::net::IpAddr = "2001:2::11".parse().unwrap();
+    assert!(fdb.iter().any(|f| f.dst == Some(peer)), "{fdb:?}");
+    assert!(
+        a.ping(&c.nodes[1].gateway_v4(), 2),
+        "IPv4 pods over an IPv6 underlay"
+    );
+    c.close();
+}

@@ -163,5 +163,17 @@ fn vxlan_cluster_routes_restart_and_node_loss() {
             .iter()
             .all(|r| r.proto == Some(WEFT_PROTO))
     );
+
+    // node2 comes back under the same name: same subnet (from its node.json), routes
+    // everywhere again.
+    c.start(2);
+    for i in 0..3 {
+        c.wait_healthy(i, 2);
+    }
+    assert_eq!(c.nodes[2].subnets()[0], subnets[2]);
+    assert!(
+        c.nodes[0].ping(&c.nodes[2].gateway_v4(), 2),
+        "re-added node reachable"
+    );
     c.close();
 }
