@@ -133,10 +133,10 @@ fn vni_change_recreates_the_device_keeping_its_mac() {
     c.start_all();
     c.wait_healthy(0, 1);
     c.wait_healthy(1, 1);
-    for i in 0..2 {
+    for (i, mac_before) in macs.iter().enumerate() {
         let link = c.nodes[i].nl().link_by_name("weft.vxlan").unwrap();
         assert!(link.alias.unwrap().contains("vni=9"));
-        assert_eq!(link.mac, macs[i], "MAC kept across the re-creation");
+        assert_eq!(link.mac, *mac_before, "MAC kept across the re-creation");
         wait_until("routes back", Duration::from_secs(5), || {
             c.nodes[i].weft_routes().len() == 1
         });
