@@ -2,6 +2,13 @@
 //! `weftd`, `weft`, `weft-ipam` binaries next to `weftctl`, i.e. built into the same target
 //! dir: `cargo build -p weft-agent -p weft-plugin --bins`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -134,6 +134,9 @@ fn to_pid(pid: u32) -> Pid {
 pub fn log_tail(log: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
+    if all.is_empty() {
+        return format!("(nothing logged in {})", log.display());
+    }
     let start = all.len().saturating_sub(lines);
     all.get(start..).unwrap_or_default().join("\n")
 }
@@ -157,6 +160,6 @@ mod tests {
         let log = dir.path().join("l");
         std::fs::write(&log, "a\nb\nc\n").unwrap();
         assert_eq!(log_tail(&log, 2), "b\nc");
-        assert_eq!(log_tail(&dir.path().join("missing"), 2), "");
+        assert!(log_tail(&dir.path().join("missing"), 2).starts_with("(nothing logged"));
     }
 }
