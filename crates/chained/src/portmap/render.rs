@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::conf::{PortMapping, PortmapConf, Targets};
+use crate::common::fnv64;
 
 /// The table's family and name.
 pub const TABLE: &str = "inet weft_portmap";
@@ -34,18 +35,6 @@ pub const PORT_MAPS: [(&str, bool, bool); 4] = [
 
 /// Maps from pod address to its masquerade chain.
 pub const MASQ_MAPS: [&str; 2] = ["mq4", "mq6"];
-
-/// 64-bit FNV-1a: stable names without a hashing dependency (not a security boundary).
-fn fnv64(parts: &[&str]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for b in part.bytes().chain(std::iter::once(0u8)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    h
-}
 
 /// The chain-name prefix shared by all attachments of one network.
 pub fn network_tag(network: &str) -> String {

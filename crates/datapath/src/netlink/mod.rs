@@ -11,6 +11,7 @@ pub mod link_extra;
 pub mod mac;
 pub mod neigh;
 pub mod route;
+pub mod tc;
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
@@ -30,6 +31,7 @@ pub use link_extra::LinkExtra;
 pub use mac::{Mac, format_mac, parse_mac};
 pub use neigh::{FdbEntry, Neighbour};
 pub use route::{RouteScopeKind, RouteSpec};
+pub use tc::{QdiscInfo, TbfSpec};
 
 /// How often an interrupted (inconsistent) dump is tried.
 const DUMP_ATTEMPTS: u32 = 3;
