@@ -136,6 +136,27 @@ fn two_nodes_full_matrix_apply_and_crash_safe_down() {
     lab.ok(&["delete", "-f", yaml.to_str().unwrap()]);
     assert!(!lab.ok(&["status"]).contains("shop/web"));
 
+    // A pod that cannot be wired (its namespace name is taken) rolls back the whole file.
+    let blocker = format!("{}-pod-default-zz", lab.prefix);
+    assert!(
+        Command::new("ip")
+            .args(["netns", "add", &blocker])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let pair = "kind: Pod\nmetadata: {name: aa}\n---\nkind: Pod\nmetadata: {name: zz}\n";
+    std::fs::write(&yaml, pair).unwrap();
+    let out = lab.run(&["apply", "-f", yaml.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was applied"));
+    assert!(!lab.ok(&["status"]).contains("default/aa"));
+    assert!(
+        !lab.namespaces_left()
+            .iter()
+            .any(|n| n.ends_with("-pod-default-aa"))
+    );
+
     // Crash recovery: down works from the namespaces alone.
     std::fs::write(lab.lab_dir().join("state.json"), "{corrupt").unwrap();
     lab.ok(&["down"]);

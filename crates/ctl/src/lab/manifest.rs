@@ -81,6 +81,9 @@ pub struct Context {
     pub nodes: Vec<String>,
     /// Namespaces that exist already (`default` always does).
     pub namespaces: Vec<String>,
+    /// Check that namespaces and nodes referred to exist (off for `delete`, where they
+    /// may be gone already).
+    pub check_references: bool,
 }
 
 /// Parses and validates a whole file; returns every error found (nothing is applied then).
@@ -100,7 +103,9 @@ pub fn parse_manifest(text: &str, ctx: &Context) -> Result<Manifest, Vec<ObjectE
         };
         parse_object(&value, &document, &mut manifest, &mut errors);
     }
-    check_namespaces(&mut manifest, ctx, &mut errors);
+    if ctx.check_references {
+        check_references(&manifest, ctx, &mut errors);
+    }
     if errors.is_empty() {
         Ok(manifest)
     } else {
@@ -353,8 +358,8 @@ fn parse_policy(value: &Value, object: &str, m: &mut Manifest, errors: &mut Vec<
 }
 
 /// Pods and policies must live in a namespace that exists or is created by the same file;
-/// pinned pods need an existing node; names must be unique within the file.
-fn check_namespaces(m: &mut Manifest, ctx: &Context, errors: &mut Vec<ObjectError>) {
+/// pinned pods need an existing node; pod names must be unique within the file.
+fn check_references(m: &Manifest, ctx: &Context, errors: &mut Vec<ObjectError>) {
     let known = |ns: &str| {
         ns == "default"
             || ctx.namespaces.iter().any(|n| n == ns)
@@ -408,6 +413,7 @@ mod tests {
         Context {
             nodes: vec!["node1".into(), "node2".into()],
             namespaces: vec![],
+            check_references: true,
         }
     }
 
@@ -540,6 +546,11 @@ spec: {policyTypes: [Sideways]}
             ..ctx()
         };
         assert!(parse_manifest(pod, &ctx).is_ok());
+        let for_delete = Context {
+            check_references: false,
+            ..Context::default()
+        };
+        assert!(parse_manifest(pod, &for_delete).is_ok());
     }
 
     #[test]

@@ -11,13 +11,17 @@ use super::pods::{create_pod, delete_pod, pod_object};
 use super::state::{LabPaths, LabState, NamespaceState};
 use super::store::{self, StoreOp};
 
-fn load_manifest(state: &LabState, file: &Path) -> Result<Manifest> {
+/// Reads and validates a file. For `delete` (`for_delete`), references to namespaces and
+/// nodes that no longer exist do not matter.
+fn load_manifest(state: &LabState, file: &Path, for_delete: bool) -> Result<Manifest> {
     let text = std::fs::read_to_string(file).with_context(|| format!("read {}", file.display()))?;
     let ctx = ManifestContext {
         nodes: state.nodes.iter().map(|n| n.name.clone()).collect(),
         namespaces: state.namespaces.iter().map(|n| n.name.clone()).collect(),
+        check_references: !for_delete,
     };
-    parse_manifest(&text, &ctx).map_err(|errors| {
+    let parsed = parse_manifest(&text, &ctx);
+    parsed.map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
         anyhow::anyhow!(
             "{} is invalid; nothing was applied:\n{}",
@@ -27,30 +31,32 @@ fn load_manifest(state: &LabState, file: &Path) -> Result<Manifest> {
     })
 }
 
-/// `lab apply -f FILE`: validates everything, then creates namespaces, pods (wired by the
-/// node's plugin, with a responder) and stores policies. Pods that exist are left alone.
+/// `lab apply -f FILE`: validates everything, then wires the new pods (node's plugin plus a
+/// responder); only when every pod is up are namespaces, pods and policies recorded and
+/// stored. A pod that fails to come up rolls back the pods this call made. Pods that exist
+/// already are left alone.
 pub fn apply(paths: &LabPaths, file: &Path, weftctl: &Path) -> Result<()> {
     let mut state = LabState::load(paths)?;
-    let manifest = load_manifest(&state, file)?;
+    let manifest = load_manifest(&state, file, false)?;
     let mut ops = Vec::new();
     for ns in &manifest.namespaces {
-        let record = NamespaceState {
+        state.namespaces.retain(|n| n.name != ns.name);
+        state.namespaces.push(NamespaceState {
             name: ns.name.clone(),
             labels: ns.labels.clone(),
-        };
-        state.namespaces.retain(|n| n.name != ns.name);
-        state.namespaces.push(record);
+        });
         ops.push(StoreOp::Put {
             kind: "namespaces",
             key: ns.name.clone(),
             value: serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
                 "metadata": {"name": ns.name, "labels": ns.labels}}),
         });
-        println!("namespace/{} configured", ns.name);
     }
-    state.save(paths)?;
-    store::apply(paths, state.store, std::mem::take(&mut ops))?;
-
+    for pod in &manifest.pods {
+        if state.pod(&pod.namespace, &pod.name).is_some() {
+            println!("pod/{}/{} unchanged", pod.namespace, pod.name);
+        }
+    }
     let new_pods: Vec<_> = manifest
         .pods
         .iter()
@@ -60,11 +66,7 @@ pub fn apply(paths: &LabPaths, file: &Path, weftctl: &Path) -> Result<()> {
     let existing: Vec<String> = state.pods.iter().map(|p| p.node.clone()).collect();
     let requests: Vec<Option<String>> = new_pods.iter().map(|p| p.node_name.clone()).collect();
     let placed = place(&nodes, &existing, &requests);
-    for pod in &manifest.pods {
-        if state.pod(&pod.namespace, &pod.name).is_some() {
-            println!("pod/{}/{} unchanged", pod.namespace, pod.name);
-        }
-    }
+    let mut created = Vec::new();
     for (object, node) in new_pods.iter().zip(placed) {
         let mut record = new_pod(
             paths,
@@ -74,26 +76,26 @@ pub fn apply(paths: &LabPaths, file: &Path, weftctl: &Path) -> Result<()> {
             object.ports.clone(),
         );
         record.labels = object.labels.clone();
-        let record = create_pod(paths, &state, record, weftctl)?;
-        let host_ip = state.node(&node).map(|n| n.underlay_ip.into());
-        let value = pod_object(&record, Some(&object.raw), host_ip);
-        let ips: Vec<String> = record.ips.iter().map(ToString::to_string).collect();
-        println!(
-            "pod/{} created on {node} ({})",
-            record.key(),
-            ips.join(", ")
-        );
-        state.pods.push(record.clone());
-        state.save(paths)?;
-        store::apply(
-            paths,
-            state.store,
-            vec![StoreOp::Put {
-                kind: "pods",
-                key: record.key(),
-                value,
-            }],
-        )?;
+        match create_pod(paths, &state, record, weftctl) {
+            Ok(record) => {
+                let host_ip = state.node(&node).map(|n| n.underlay_ip.into());
+                ops.push(StoreOp::Put {
+                    kind: "pods",
+                    key: record.key(),
+                    value: pod_object(&record, Some(&object.raw), host_ip),
+                });
+                created.push(record);
+            }
+            Err(e) => {
+                for pod in &created {
+                    delete_pod(paths, &state, pod);
+                }
+                return Err(e.context(format!(
+                    "pod {}/{} could not be created; nothing was applied",
+                    object.namespace, object.name
+                )));
+            }
+        }
     }
     for policy in &manifest.policies {
         if !state.policies.contains(&policy.key) {
@@ -104,11 +106,26 @@ pub fn apply(paths: &LabPaths, file: &Path, weftctl: &Path) -> Result<()> {
             key: policy.key.clone(),
             value: policy.raw.clone(),
         });
+    }
+    for ns in &manifest.namespaces {
+        println!("namespace/{} configured", ns.name);
+    }
+    for pod in &created {
+        let ips: Vec<String> = pod.ips.iter().map(ToString::to_string).collect();
+        println!(
+            "pod/{} created on {} ({})",
+            pod.key(),
+            pod.node,
+            ips.join(", ")
+        );
+    }
+    for policy in &manifest.policies {
         println!(
             "networkpolicy/{} stored (enforcement is up to weftd)",
             policy.key
         );
     }
+    state.pods.extend(created);
     state.save(paths)?;
     store::apply(paths, state.store, ops)
 }
@@ -117,7 +134,7 @@ pub fn apply(paths: &LabPaths, file: &Path, weftctl: &Path) -> Result<()> {
 /// namespace takes its pods with it).
 pub fn delete(paths: &LabPaths, file: &Path) -> Result<()> {
     let mut state = LabState::load(paths)?;
-    let manifest = load_manifest(&state, file)?;
+    let manifest = load_manifest(&state, file, true)?;
     let mut ops = Vec::new();
     let doomed_ns: Vec<String> = manifest.namespaces.iter().map(|n| n.name.clone()).collect();
     if doomed_ns.iter().any(|n| n == "default") {
