@@ -292,7 +292,7 @@ impl Agent {
         let kernel = Arc::clone(&self.kernel);
         let result = tokio::task::spawn_blocking(move || {
             let mut kernel = kernel.lock().map_err(|_| anyhow!("kernel lock poisoned"))?;
-            kernel.converge(&setup, plan.as_ref())
+            Ok(kernel.converge(&setup, plan.as_ref()))
         })
         .await
         .map_err(anyhow::Error::from)
@@ -310,11 +310,15 @@ impl Agent {
     }
 
     fn after_converge(&mut self, converged: &Converged) -> bool {
-        self.errors.kernel = None;
+        self.errors.kernel =
+            (!converged.problems.is_empty()).then(|| converged.problems.join("; "));
         if converged.changes > 0 {
             tracing::info!(changes = converged.changes, "reconciled");
         }
-        if converged.vxlan_mac != self.local.vxlan_mac {
+        // A VXLAN device that failed this round reports no MAC: keep publishing the old one.
+        let vxlan = matches!(self.cfg.backend, weft_cluster::Backend::Vxlan { .. });
+        let mac_known = converged.vxlan_mac.is_some() || !vxlan;
+        if mac_known && converged.vxlan_mac != self.local.vxlan_mac {
             self.local.vxlan_mac = converged.vxlan_mac;
             self.published = false;
         }
@@ -332,7 +336,7 @@ impl Agent {
             }
             self.node_files = Some(files);
         }
-        true
+        converged.problems.is_empty()
     }
 
     fn write_status(&self, healthy: bool, peers: usize) {

@@ -5,6 +5,7 @@
 //! state no longer wants are removed, and only entries weftd owns are looked at.
 
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use ipnet::IpNet;
@@ -18,6 +19,9 @@ use crate::actual::{
     owned_fdb, owned_neighbours, owned_routes, owned_routes_without_gateway, route_spec,
 };
 use crate::desired::{BRIDGE, LocalSetup, vxlan_identity};
+
+/// How often the masquerade table's presence is verified when nothing changed.
+const NFT_CHECK_INTERVAL: Duration = Duration::from_secs(10);
 
 /// RT_SCOPE_UNIVERSE: a global address.
 const SCOPE_GLOBAL: u8 = 0;
@@ -42,6 +46,8 @@ pub struct Converged {
     pub vxlan_mac: Option<MacAddr>,
     /// Number of route/neighbour/FDB entries added, replaced or removed.
     pub changes: usize,
+    /// What could not be done (empty: the node matches the desired state).
+    pub problems: Vec<String>,
 }
 
 /// A netlink socket in weftd's own namespace plus what was last applied to nftables.
@@ -49,6 +55,7 @@ pub struct Converged {
 pub struct Kernel {
     nl: Netlink,
     applied_nft: Option<String>,
+    nft_checked: Option<Instant>,
 }
 
 impl Kernel {
@@ -57,6 +64,7 @@ impl Kernel {
         Ok(Kernel {
             nl: Netlink::open().context("open netlink")?,
             applied_nft: None,
+            nft_checked: None,
         })
     }
 
@@ -91,27 +99,45 @@ impl Kernel {
     ///
     /// `plan: None` (peers not read yet, e.g. right after a restart while the datastore is
     /// down) leaves every route, neighbour and FDB entry exactly as it is.
-    pub fn converge(&mut self, setup: &LocalSetup, plan: Option<&NodePlan>) -> Result<Converged> {
+    pub fn converge(&mut self, setup: &LocalSetup, plan: Option<&NodePlan>) -> Converged {
+        let mut done = Converged::default();
         enable_forwarding();
-        self.ensure_bridge(setup)?;
+        if let Err(e) = self.ensure_bridge(setup) {
+            done.problems.push(format!("bridge {BRIDGE}: {e:#}"));
+        }
         let vxlan = match &setup.vxlan {
-            Some(dev) => Some(self.ensure_vxlan(dev, setup)?),
+            Some(dev) => match self.ensure_vxlan(dev, setup) {
+                Ok(link) => Some(link),
+                Err(e) => {
+                    // Without the device no VXLAN entry can be checked: leave them alone.
+                    done.problems.push(format!("{VXLAN_DEVICE}: {e:#}"));
+                    return done;
+                }
+            },
             None => {
-                if self.nl.delete_link_by_name(VXLAN_DEVICE)? {
-                    tracing::info!("removed {VXLAN_DEVICE}: backend is not vxlan");
+                match self.nl.delete_link_by_name(VXLAN_DEVICE) {
+                    Ok(true) => tracing::info!("removed {VXLAN_DEVICE}: backend is not vxlan"),
+                    Ok(false) => {}
+                    Err(e) => done.problems.push(format!("remove {VXLAN_DEVICE}: {e}")),
                 }
                 None
             }
         };
-        self.ensure_nft(&setup.masquerade_script)?;
-        let mut done = Converged {
-            vxlan_mac: vxlan.as_ref().and_then(|l| l.mac).map(MacAddr),
-            changes: 0,
-        };
-        if let Some(plan) = plan {
-            done.changes = self.reconcile_peers(plan, vxlan.as_ref().map(|l| l.index))?;
+        if let Err(e) = self.ensure_nft(&setup.masquerade_script) {
+            done.problems.push(format!("{e:#}"));
         }
-        Ok(done)
+        done.vxlan_mac = vxlan.as_ref().and_then(|l| l.mac).map(MacAddr);
+        if let Some(plan) = plan {
+            let vxlan_index = vxlan.as_ref().map(|l| l.index);
+            match self.reconcile_peers(plan, vxlan_index) {
+                Ok((changes, failures)) => {
+                    done.changes = changes;
+                    done.problems.extend(failures);
+                }
+                Err(e) => done.problems.push(format!("read kernel state: {e:#}")),
+            }
+        }
+        done
     }
 
     fn ensure_bridge(&mut self, setup: &LocalSetup) -> Result<()> {
@@ -205,12 +231,21 @@ impl Kernel {
         Ok(())
     }
 
+    /// Applies the masquerade table when it changed, or when a (rate-limited) check finds
+    /// it gone; checking spawns `nft`, so it is not done on every watch event.
     fn ensure_nft(&mut self, script: &str) -> Result<()> {
-        if self.applied_nft.as_deref() == Some(script) && self.nft_table_present() {
+        let fresh = self
+            .nft_checked
+            .is_some_and(|at| at.elapsed() < NFT_CHECK_INTERVAL);
+        if self.applied_nft.as_deref() == Some(script) && (fresh || self.nft_table_present()) {
+            if !fresh {
+                self.nft_checked = Some(Instant::now());
+            }
             return Ok(());
         }
         apply_nft(script, None).context("apply masquerade table")?;
         self.applied_nft = Some(script.to_string());
+        self.nft_checked = Some(Instant::now());
         Ok(())
     }
 
@@ -219,7 +254,12 @@ impl Kernel {
         weft_datapath::nft::nft_list_json(&args, None).is_ok()
     }
 
-    fn reconcile_peers(&mut self, plan: &NodePlan, vxlan_index: Option<u32>) -> Result<usize> {
+    /// Diffs the owned kernel entries against `plan` and applies the difference.
+    fn reconcile_peers(
+        &mut self,
+        plan: &NodePlan,
+        vxlan_index: Option<u32>,
+    ) -> Result<(usize, Vec<String>)> {
         let mut routes = self.nl.routes(IpFamily::V4, None)?;
         routes.extend(self.nl.routes(IpFamily::V6, None)?);
         let mut actual = NodePlan {
@@ -233,50 +273,88 @@ impl Kernel {
             actual.fdb = owned_fdb(&self.nl.fdb(Some(index))?);
         }
         let diff = plan.diff(&actual);
-        let mut changes = self.apply_diff(&diff, vxlan_index)?;
+        let (mut changes, mut failures) = self.apply_diff(&diff, vxlan_index);
         for dst in owned_routes_without_gateway(&routes) {
-            self.nl.delete_route(&RouteSpec::to(dst))?;
-            changes += 1;
+            match self.nl.delete_route(&RouteSpec::to(dst)) {
+                Ok(_) => changes += 1,
+                Err(e) => failures.push(format!("remove route {dst}: {e}")),
+            }
         }
-        Ok(changes)
+        Ok((changes, failures))
     }
 
     /// Order from [`PlanDiff`]: FDB, neighbours, routes up; routes, neighbours, FDB down.
-    fn apply_diff(&mut self, diff: &PlanDiff, vxlan_index: Option<u32>) -> Result<usize> {
+    /// One failing entry does not stop the others; failures come back as text.
+    fn apply_diff(&mut self, diff: &PlanDiff, vxlan_index: Option<u32>) -> (usize, Vec<String>) {
+        let mut done = Outcome::default();
         if diff.is_empty() {
-            return Ok(0);
+            return (0, Vec::new());
         }
-        let vx = || vxlan_index.context("VXLAN entries planned without a VXLAN device");
+        let missing_vx = || anyhow::anyhow!("VXLAN entries planned without a VXLAN device");
         for f in &diff.fdb.upsert {
-            tracing::info!(mac = %f.mac, dst = %f.dst, "fdb upsert");
-            self.nl.replace_fdb(vx()?, f.mac.octets(), f.dst)?;
+            let what = format!("fdb {} dst {}", f.mac, f.dst);
+            let r = vxlan_index
+                .ok_or_else(missing_vx)
+                .and_then(|vx| Ok(self.nl.replace_fdb(vx, f.mac.octets(), f.dst)?));
+            done.record("upsert", &what, r);
         }
         for n in &diff.neighbours.upsert {
-            tracing::info!(ip = %n.ip, mac = %n.mac, "neighbour upsert");
-            self.nl.replace_neighbour(vx()?, n.ip, n.mac.octets())?;
+            let what = format!("neighbour {} lladdr {}", n.ip, n.mac);
+            let r = vxlan_index
+                .ok_or_else(missing_vx)
+                .and_then(|vx| Ok(self.nl.replace_neighbour(vx, n.ip, n.mac.octets())?));
+            done.record("upsert", &what, r);
         }
         for r in &diff.routes.upsert {
-            tracing::info!(dst = %r.dst, via = %r.via, onlink = r.onlink, "route upsert");
-            self.nl.replace_route(&route_spec(r, vxlan_index))?;
+            let what = format!("route {} via {} onlink={}", r.dst, r.via, r.onlink);
+            let res = self.nl.replace_route(&route_spec(r, vxlan_index));
+            done.record("upsert", &what, res.map_err(Into::into));
         }
         for r in &diff.routes.remove {
-            tracing::info!(dst = %r.dst, via = %r.via, "route remove");
-            self.nl.delete_route(&route_spec(r, vxlan_index))?;
+            let what = format!("route {} via {}", r.dst, r.via);
+            let res = self.nl.delete_route(&route_spec(r, vxlan_index));
+            done.record("remove", &what, res.map(drop).map_err(Into::into));
         }
         for n in &diff.neighbours.remove {
-            tracing::info!(ip = %n.ip, "neighbour remove");
-            self.nl.delete_neighbour(vx()?, n.ip)?;
+            let what = format!("neighbour {}", n.ip);
+            let r = vxlan_index
+                .ok_or_else(missing_vx)
+                .and_then(|vx| Ok(self.nl.delete_neighbour(vx, n.ip).map(drop)?));
+            done.record("remove", &what, r);
         }
         for f in &diff.fdb.remove {
-            tracing::info!(mac = %f.mac, dst = %f.dst, "fdb remove");
-            self.nl.delete_fdb(vx()?, f.mac.octets(), Some(f.dst))?;
+            let what = format!("fdb {} dst {}", f.mac, f.dst);
+            let r = vxlan_index.ok_or_else(missing_vx).and_then(|vx| {
+                Ok(self
+                    .nl
+                    .delete_fdb(vx, f.mac.octets(), Some(f.dst))
+                    .map(drop)?)
+            });
+            done.record("remove", &what, r);
         }
-        Ok(diff.routes.upsert.len()
-            + diff.routes.remove.len()
-            + diff.neighbours.upsert.len()
-            + diff.neighbours.remove.len()
-            + diff.fdb.upsert.len()
-            + diff.fdb.remove.len())
+        (done.changes, done.failures)
+    }
+}
+
+/// Tally of one diff application.
+#[derive(Debug, Default)]
+struct Outcome {
+    changes: usize,
+    failures: Vec<String>,
+}
+
+impl Outcome {
+    fn record(&mut self, action: &str, what: &str, result: Result<()>) {
+        match result {
+            Ok(()) => {
+                tracing::info!("{action} {what}");
+                self.changes += 1;
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "{action} {what} failed");
+                self.failures.push(format!("{action} {what}: {e:#}"));
+            }
+        }
     }
 }
 
