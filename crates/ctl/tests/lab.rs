@@ -87,10 +87,32 @@ impl Drop for Lab {
     }
 }
 
+/// Link names in the root network namespace (the test runs there).
+fn root_links() -> Vec<String> {
+    std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .skip(2)
+        .filter_map(|l| Some(l.split(':').next()?.trim().to_string()))
+        .collect()
+}
+
 #[test]
 fn two_nodes_full_matrix_apply_and_crash_safe_down() {
     let Some(lab) = Lab::new("a") else { return };
+    let before = root_links();
     lab.ok(&["up", "--nodes", "2"]);
+    let ours =
+        |n: &&String| n.starts_with("v-node") || n.starts_with("weft") || n.as_str() == "br0";
+    let added: Vec<String> = root_links()
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .filter(|n| ours(&n))
+        .collect();
+    assert!(
+        added.is_empty(),
+        "the lab touched the root namespace: {added:?}"
+    );
     let status = lab.ok(&["status"]);
     assert!(status.contains("default/pod-node2-1"), "{status}");
 
