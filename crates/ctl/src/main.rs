@@ -166,13 +166,9 @@ fn run(lab: LabArgs) -> Result<ExitCode> {
     let paths = LabPaths::new(&lab.lab_dir, &lab.prefix);
     match lab.command {
         LabCommand::Up(args) => {
-            let result = cmd::up(&paths, &args.options());
-            if result.is_err() {
-                eprintln!("(partial lab left for inspection; `weftctl lab down` removes it)");
-            } else {
-                print!("{}", inspect::status(&paths)?);
-            }
-            result.map(|()| ExitCode::SUCCESS)
+            cmd::up(&paths, &args.options())?;
+            print!("{}", inspect::status(&paths)?);
+            Ok(ExitCode::SUCCESS)
         }
         LabCommand::Down => cmd::down(&paths).map(|()| ExitCode::SUCCESS),
         LabCommand::Status => {

@@ -125,6 +125,9 @@ pub fn up(paths: &LabPaths, opts: &UpOptions) -> Result<()> {
     let result = build_lab(paths, opts, &mut state, &weftd, &weftctl);
     // Whatever happened, the state on disk lists what exists so that `down` finds it.
     state.save(paths)?;
+    if result.is_err() {
+        eprintln!("(the partial lab is left for inspection; `weftctl lab down` removes it)");
+    }
     result
 }
 
