@@ -25,6 +25,9 @@ pub struct LocalSetup {
     pub vxlan: Option<VxlanDevicePlan>,
     /// Underlay interface index (VXLAN `dev`).
     pub underlay_index: u32,
+    /// Enable IPv6 forwarding: only for clusters with an IPv6 CIDR, because forwarding
+    /// makes the kernel ignore router advertisements (accept_ra=1) on every interface.
+    pub forward_v6: bool,
     /// The nft script replacing the masquerade table.
     pub masquerade_script: String,
 }
@@ -53,6 +56,7 @@ pub fn local_setup(
         pod_mtu,
         vxlan: alone.vxlan_device,
         underlay_index,
+        forward_v6: cfg.cluster_cidrs.iter().any(|c| c.addr().is_ipv6()),
         masquerade_script: masquerade_ruleset(cfg, &local.subnets),
     })
 }

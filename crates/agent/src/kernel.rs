@@ -101,7 +101,7 @@ impl Kernel {
     /// down) leaves every route, neighbour and FDB entry exactly as it is.
     pub fn converge(&mut self, setup: &LocalSetup, plan: Option<&NodePlan>) -> Converged {
         let mut done = Converged::default();
-        enable_forwarding();
+        enable_forwarding(setup.forward_v6);
         if let Err(e) = self.ensure_bridge(setup) {
             done.problems.push(format!("bridge {BRIDGE}: {e:#}"));
         }
@@ -358,10 +358,16 @@ impl Outcome {
     }
 }
 
-/// Turns on IPv4 and IPv6 forwarding where it is off. IPv6 may be disabled on the host;
-/// that is only worth a warning for an IPv4-only cluster, so failures are logged.
-fn enable_forwarding() {
-    for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
+/// Turns on IPv4 forwarding, and IPv6 forwarding for dual-stack/IPv6 clusters, where off.
+/// Failures are logged: IPv6 may be disabled on the host, and a kernel that refuses shows
+/// up as unreachable pods, which the status cannot fix either.
+fn enable_forwarding(v6: bool) {
+    let keys: &[&str] = if v6 {
+        &["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"]
+    } else {
+        &["net/ipv4/ip_forward"]
+    };
+    for key in keys {
         if read_sysctl(None, key).is_ok_and(|v| v == "1") {
             continue;
         }

@@ -29,6 +29,8 @@ fn dual_stack_vxlan() {
     );
 
     let a = &c.nodes[0];
+    let fwd = a.exec(&["cat", "/proc/sys/net/ipv6/conf/all/forwarding"]);
+    assert_eq!(String::from_utf8_lossy(&fwd.stdout).trim(), "1");
     let routes = a.weft_routes();
     assert_eq!(routes.len(), 2, "{routes:?}");
     assert!(routes.iter().any(|r| r.dst == v6 && r.onlink));

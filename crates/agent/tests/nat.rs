@@ -64,6 +64,11 @@ fn only_traffic_leaving_the_cluster_is_masqueraded() {
         seen_source(&c.nodes[0].ns, &c.pods[pa], &c.nodes[0].gateway_v4()),
         ip_a
     );
+    // node → its own pod: from the bridge gateway, no NAT.
+    assert_eq!(
+        seen_source(&c.pods[pa], &c.nodes[0].ns, &ip_a),
+        c.nodes[0].gateway_v4()
+    );
     // node → pod on another node: the node's own address, untouched.
     let from_node = seen_source(&c.pods[pb], &c.nodes[0].ns, &ip_b);
     assert!(
