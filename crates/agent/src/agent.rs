@@ -30,7 +30,7 @@ pub async fn run(args: Args) -> Result<()> {
     let cfg: ClusterConfig = serde_json::from_str(&text).context("parse cluster config")?;
     cfg.validate()?;
     let mut kernel = Kernel::open()?;
-    let underlay = kernel.underlay(&args.underlay_iface)?;
+    let underlay = wait_for_underlay(&mut kernel, &args.underlay_iface).await;
     let pod_mtu = derive_mtu(&cfg, underlay.mtu, underlay.primary.addr().is_ipv6())?;
     tracing::info!(node = %args.node_name, underlay = %underlay.primary, pod_mtu, "starting");
     let store = open_store(&args).await;
@@ -55,6 +55,19 @@ pub async fn run(args: Args) -> Result<()> {
         backoff: MIN_BACKOFF,
     };
     agent.main_loop().await
+}
+
+/// The underlay may come up after weftd (boot order, a lab still wiring): wait for it.
+async fn wait_for_underlay(kernel: &mut Kernel, iface: &str) -> Underlay {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match kernel.underlay(iface) {
+            Ok(underlay) => return underlay,
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "underlay not ready, waiting"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
 }
 
 async fn open_store(args: &Args) -> Arc<dyn Datastore> {

@@ -144,3 +144,24 @@ fn vni_change_recreates_the_device_keeping_its_mac() {
     assert!(c.nodes[0].ping(&c.nodes[1].gateway_v4(), 2));
     c.close();
 }
+
+#[test]
+fn waits_for_an_underlay_address_that_comes_later() {
+    let mut c = Cluster::new(VXLAN, &["198.18.0.10/24", "198.18.0.11/24"], 5);
+    let mut nl = c.nodes[1].nl();
+    let eth0 = nl.link_by_name("eth0").unwrap();
+    let addr = "198.18.0.11/24".parse().unwrap();
+    assert!(nl.delete_addr(eth0.index, addr).unwrap());
+    c.start_all();
+    c.wait_healthy(0, 0);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        c.nodes[1].status().is_none(),
+        "no status before the underlay exists"
+    );
+    nl.add_addr(eth0.index, addr, false).unwrap();
+    c.wait_healthy(1, 1);
+    c.wait_healthy(0, 1);
+    assert!(c.nodes[0].ping(&c.nodes[1].gateway_v4(), 2));
+    c.close();
+}
