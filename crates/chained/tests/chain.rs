@@ -77,7 +77,7 @@ fn reference_conflist_with_weft_chained_plugins() {
     let table = node
         .exec(Command::new("nft").args(["list", "table", "inet", "weft_portmap"]))
         .unwrap();
-    assert!(!String::from_utf8_lossy(&table.stdout).contains("pm_"));
+    assert!(!String::from_utf8_lossy(&table.stdout).contains("comment \"ch1 "));
     let ifb = weft_chained::bandwidth::ifb_name("chnet", "ch1");
     let links = node
         .exec(Command::new("ip").args(["link", "show"]))

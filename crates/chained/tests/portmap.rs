@@ -237,7 +237,7 @@ fn hostports_reach_the_pod_from_everywhere_and_del_leaves_nothing() {
         assert_eq!(out.status, 0, "{}", String::from_utf8_lossy(&out.stdout));
     }
     let table = lab.nft_table();
-    assert!(!table.contains("pm_") && !table.contains("pq_"), "{table}");
+    assert!(!table.contains("comment \"pm1 "), "{table}");
     // The UDP flows of the removed mapping were flushed from conntrack.
     let ct = lab
         .node
@@ -339,7 +339,7 @@ fn gc_removes_mappings_of_attachments_no_longer_listed() {
     assert!(!lab.nft_table().contains("8083"));
     lab.rt.del(&list, &a2).unwrap();
     lab.rt.del(&list, &a1).unwrap();
-    assert!(!lab.nft_table().contains("pm_"));
+    assert!(!lab.nft_table().contains("comment \"pmg"));
 }
 
 #[test]

@@ -1,22 +1,25 @@
 //! `weft-portmap`: hostPort mappings in weft's own nftables table `inet weft_portmap`,
-//! applied as one transaction per verb. See [`render`] for the table layout.
+//! applied as one transaction per verb. See [`render`] for the table layout: a pod's
+//! mappings are map and set elements tagged with its container id and ifname.
 //!
 //! Behaviour beyond the reference plugin:
-//! - DEL finds an attachment's mappings by its chain names (derived from network, container
-//!   id and ifname), so it removes them without `runtimeConfig` or `prevResult`;
+//! - DEL finds an attachment's mappings by the comment on its elements, so it removes them
+//!   without `runtimeConfig` or `prevResult`;
 //! - a hostPort held by another attachment is refused with a message naming the holder, and
 //!   nothing is changed (the whole transaction fails);
 //! - GC removes mappings of attachments missing from `cni.dev/valid-attachments`;
 //! - CHECK works for IPv4-only pods.
 //!
-//! Masquerading (`snat`, default true) is done by per-pod rules in weft's own postrouting
-//! chain, matched by conntrack (`ct status dnat` and the original hostPort), for sources in
-//! the pod's subnet (hairpin) and 127.0.0.0/8 (IPv4 localhost, with `route_localnet=1` set
-//! on the node-side interfaces of the pod). No packet mark is used, so `markMasqBit` and
+//! Masquerading (`snat`, default true) is done in weft's own postrouting chain for
+//! DNATed connections (`ct status dnat`) to a pod with hostPorts from the pod's subnet
+//! (hairpin) and from 127.0.0.0/8 (IPv4 localhost, with `route_localnet=1` set on the
+//! node-side interfaces of the pod). No packet mark is used, so `markMasqBit` and
 //! `externalSetMarkChain` are validated (range 0..=31, mutually exclusive, chain name) but
 //! have no effect. `masqAll` masquerades every source. `conditionsV4` / `conditionsV6` are
-//! nftables match tokens added to the DNAT rules of that family; iptables-style conditions
-//! are refused.
+//! nftables match tokens put in front of the network's DNAT rules (one set of rules per
+//! network, written by the network's first ADD); iptables-style conditions are refused.
+//! A hostPort is unique per network: two networks mapping the same port are not detected
+//! as a conflict (the first matching network's chain wins).
 
 pub mod conf;
 pub mod render;
@@ -33,8 +36,8 @@ use weft_proto::{CniError, CniResult, ValidAttachments, codes};
 
 use crate::common::required_prev_result;
 use conf::{PortmapConf, Proto, Targets, parse_mappings, targets};
-use render::{Entry, dnat_chain, entries, masq_chain, network_tag, owner_comment, owner_tag};
-use state::{Listing, parse_listing, render_delete};
+use render::{Entry, entries, net_prefix, owner_comment};
+use state::{Element, Listing, owner_of, parse_listing, render_delete, udp_ports};
 
 /// The portmap plugin.
 #[derive(Debug, Default, Clone, Copy)]
@@ -44,8 +47,8 @@ fn nft_err(context: &str) -> impl FnOnce(DatapathError) -> PluginError + '_ {
     move |e| PluginError::datapath(context, e)
 }
 
-fn owner(req: &Request) -> String {
-    owner_tag(&req.conf.name, req.container_id(), req.ifname())
+fn comment(req: &Request) -> String {
+    owner_comment(req.container_id(), req.ifname())
 }
 
 /// The table's contents; `None` when the table does not exist yet.
@@ -86,10 +89,13 @@ fn plan(req: &Request, prev: &CniResult) -> Result<Option<Plan>, PluginError> {
     }))
 }
 
+fn nft_says(err: &DatapathError, what: &str) -> bool {
+    matches!(err, DatapathError::Nft { stderr } if stderr.contains(what))
+}
+
 /// Turns a failed ADD transaction into a clear error when a port is held by another pod.
-fn explain_failure(err: DatapathError, plan: &Plan, own: &str) -> PluginError {
-    let exists = matches!(&err, DatapathError::Nft { stderr } if stderr.contains("File exists"));
-    if !exists {
+fn explain_failure(err: DatapathError, plan: &Plan, prefix: &str, own: &str) -> PluginError {
+    if !nft_says(&err, "File exists") {
         return PluginError::datapath("apply portmap rules", err);
     }
     let Ok(Some(listing)) = list_table() else {
@@ -97,15 +103,12 @@ fn explain_failure(err: DatapathError, plan: &Plan, own: &str) -> PluginError {
     };
     for e in &plan.entries {
         let held = listing
-            .elements
-            .iter()
-            .any(|x| x.map == e.map && x.key == e.key && x.target != dnat_chain(own));
-        if held {
-            let who = listing
-                .holder(e.map, &e.key)
-                .map_or("another attachment".to_string(), |(c, i)| {
-                    format!("container {c} ({i})")
-                });
+            .holder(&format!("{prefix}{}", e.map), &e.key)
+            .filter(|h| h.comment.as_deref() != Some(own));
+        if let Some(holder) = held {
+            let who = owner_of(holder).map_or("another attachment".to_string(), |(c, i)| {
+                format!("container {c} ({i})")
+            });
             let m = &e.mapping;
             let at = m.host_ip.map(|ip| format!(" on {ip}")).unwrap_or_default();
             return PluginError::Cni(CniError::new(
@@ -161,7 +164,7 @@ fn flush_udp(ports: &[(bool, u16)]) {
     }
 }
 
-fn udp_ports(entries: &[Entry]) -> Vec<(bool, u16)> {
+fn entry_udp_ports(entries: &[Entry]) -> Vec<(bool, u16)> {
     entries
         .iter()
         .filter(|e| e.mapping.proto == Proto::Udp)
@@ -169,20 +172,13 @@ fn udp_ports(entries: &[Entry]) -> Vec<(bool, u16)> {
         .collect()
 }
 
-/// Removes everything of `owners` in one transaction; returns their UDP ports.
-fn delete_owners(listing: &Listing, owners: &[String]) -> Result<Vec<(bool, u16)>, PluginError> {
-    let mut script = String::new();
-    let mut udp = Vec::new();
-    for owner in owners {
-        if let Some(s) = render_delete(owner, listing) {
-            script.push_str(&s);
-            udp.extend(listing.owned_udp_ports(owner));
-        }
+/// Removes `elements` in one transaction, then flushes their UDP flows.
+fn delete_elements(prefix: &str, elements: &[&Element]) -> Result<(), PluginError> {
+    if let Some(script) = render_delete(elements) {
+        apply_nft(&script, None).map_err(nft_err("remove portmap elements"))?;
+        flush_udp(&udp_ports(prefix, elements));
     }
-    if !script.is_empty() {
-        apply_nft(&script, None).map_err(nft_err("remove portmap rules"))?;
-    }
-    Ok(udp)
+    Ok(())
 }
 
 impl Plugin for Portmap {
@@ -191,15 +187,24 @@ impl Plugin for Portmap {
         let Some(plan) = plan(req, &prev)? else {
             return Ok(prev);
         };
-        let own = owner(req);
-        let comment = quote(&owner_comment(req.container_id(), req.ifname()))
-            .map_err(|e| PluginError::config(e.to_string()))?;
-        let script = render::render_add(&own, &comment, &plan.entries, &plan.targets, &plan.conf);
-        apply_nft(&script, None).map_err(|e| explain_failure(e, &plan, &own))?;
+        let prefix = net_prefix(&req.conf.name);
+        let own = comment(req);
+        let quoted = quote(&own).map_err(|e| PluginError::config(e.to_string()))?;
+        let elements = render::render_elements(&prefix, &quoted, &plan.entries, &plan.conf);
+        // Element-only transactions are cheap; the network's maps, sets and chains are
+        // written only when they are missing (the network's first ADD).
+        let applied = match apply_nft(&elements, None) {
+            Err(e) if nft_says(&e, "No such file") => {
+                let full = render::skeleton(&prefix, &plan.conf) + &elements;
+                apply_nft(&full, None)
+            }
+            other => other,
+        };
+        applied.map_err(|e| explain_failure(e, &plan, &prefix, &own))?;
         if plan.conf.snat && plan.targets.v4.is_some() {
             enable_route_localnet(&prev)?;
         }
-        flush_udp(&udp_ports(&plan.entries));
+        flush_udp(&entry_udp_ports(&plan.entries));
         Ok(prev)
     }
 
@@ -207,9 +212,8 @@ impl Plugin for Portmap {
         let Some(listing) = list_table()? else {
             return Ok(());
         };
-        let udp = delete_owners(&listing, &[owner(req)])?;
-        flush_udp(&udp);
-        Ok(())
+        let prefix = net_prefix(&req.conf.name);
+        delete_elements(&prefix, &listing.owned(&prefix, &comment(req)))
     }
 
     fn check(&self, req: &Request) -> Result<(), PluginError> {
@@ -217,27 +221,26 @@ impl Plugin for Portmap {
         let Some(plan) = plan(req, &prev)? else {
             return Ok(());
         };
-        let own = owner(req);
+        let prefix = net_prefix(&req.conf.name);
+        let own = comment(req);
         let listing = list_table()?.unwrap_or_default();
-        let pm = dnat_chain(&own);
-        if !listing.has_chain(&pm) {
-            return Err(PluginError::Check(format!("nft chain {pm} is missing")));
-        }
-        if plan.conf.snat && !listing.has_chain(&masq_chain(&own)) {
-            return Err(PluginError::Check(format!(
-                "nft chain {} is missing",
-                masq_chain(&own)
-            )));
+        for chain in ["hp", "pre", "out", "post"] {
+            if !listing.has_chain(&format!("{prefix}{chain}")) {
+                return Err(PluginError::Check(format!(
+                    "nft chain {prefix}{chain} is missing"
+                )));
+            }
         }
         for e in &plan.entries {
-            let present = listing
-                .elements
-                .iter()
-                .any(|x| x.map == e.map && x.key == e.key && x.target == pm);
+            let object = format!("{prefix}{}", e.map);
+            let present = listing.holder(&object, &e.key).is_some_and(|x| {
+                x.comment.as_deref() == Some(own.as_str())
+                    && x.value.as_deref() == Some(e.value.as_str())
+            });
             if !present {
                 return Err(PluginError::Check(format!(
-                    "hostPort element {} {{ {} }} is missing",
-                    e.map, e.key
+                    "hostPort element {object} {{ {} : {} }} is missing",
+                    e.key, e.value
                 )));
             }
         }
@@ -252,15 +255,12 @@ impl Plugin for Portmap {
         let Some(listing) = list_table()? else {
             return Ok(());
         };
-        let stale: Vec<String> = listing
-            .owners(&network_tag(&req.conf.name))
-            .into_iter()
-            .filter(|(_, att)| !att.as_ref().is_some_and(|(c, i)| valid.contains(c, i)))
-            .map(|(owner, _)| owner)
+        let prefix = net_prefix(&req.conf.name);
+        let stale: Vec<&Element> = listing
+            .in_network(&prefix)
+            .filter(|e| !owner_of(e).is_some_and(|(c, i)| valid.contains(c, i)))
             .collect();
-        let udp = delete_owners(&listing, &stale)?;
-        flush_udp(&udp);
-        Ok(())
+        delete_elements(&prefix, &stale)
     }
 
     fn status(&self, _req: &Request) -> Result<(), PluginError> {

@@ -1,19 +1,22 @@
 //! nftables text for weft-portmap, rendered as data so it can be tested without a kernel.
 //!
-//! Layout of table `inet weft_portmap` (owned by this plugin alone):
-//! - `prerouting` / `output` (nat, dstnat): packets to a local address jump to `hostports`;
-//! - `hostports`: four verdict maps keyed by `[daddr .] l4proto . dport`, per family,
-//!   with hostIP-specific maps looked up first; each element jumps to the owner's chain;
-//! - `pm_<net>_<att>`: one chain per attachment with its DNAT rules; the chain's and the
-//!   rules' comments name the container id and interface (GC reads the rule comments back:
-//!   nft 1.0.6 omits chain comments from JSON);
-//! - `postrouting` (nat, srcnat): DNATed connections look the pod address up in `mq4` /
-//!   `mq6`, whose elements jump to `pq_<net>_<att>` where hairpin (pod subnet) and
-//!   localhost sources of that pod's hostPorts are masqueraded.
+//! Layout of table `inet weft_portmap` (owned by this plugin alone). Every network gets its
+//! own objects, prefixed `n<8 hex of the network name>_`:
+//! - maps `dn4ip`, `dn6ip` (key `daddr . l4proto . dport`) and `dn4`, `dn6` (key
+//!   `l4proto . dport`), whose values are the pod `address . port` to DNAT to;
+//! - chain `hp`: the network's `conditionsV4/V6`, then one DNAT-by-map rule per map,
+//!   hostIP-specific maps first; entered from base chains `pre` (prerouting) and `out`
+//!   (output) for packets to a local address;
+//! - sets `mq4`, `mq6` of `source prefix . pod address` and base chain `post`
+//!   (postrouting): DNATed connections matching them are masqueraded (hairpin from the
+//!   pod's subnet, IPv4 localhost; or any source with `masqAll`).
 //!
-//! Everything an attachment owns is reachable from its two chain names, which derive from
-//! (network, container id, ifname): DEL needs neither `runtimeConfig` nor `prevResult`.
+//! A pod's mappings are only map and set elements whose comment names the attachment
+//! (`<container id> <ifname>`): an ADD is one element-only transaction, which the kernel
+//! commits several times faster than one that touches chains or rules, and DEL finds
+//! the elements by their comment, without `runtimeConfig` or `prevResult`.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -25,42 +28,23 @@ use crate::common::fnv64;
 /// The table's family and name.
 pub const TABLE: &str = "inet weft_portmap";
 
-/// Maps holding hostPort elements (name, is IPv4, keyed by address).
-pub const PORT_MAPS: [(&str, bool, bool); 4] = [
-    ("hp4ip", true, true),
-    ("hp6ip", false, true),
-    ("hp4", true, false),
-    ("hp6", false, false),
+/// DNAT maps: (suffix, is IPv4, keyed by address).
+pub const DNAT_MAPS: [(&str, bool, bool); 4] = [
+    ("dn4ip", true, true),
+    ("dn6ip", false, true),
+    ("dn4", true, false),
+    ("dn6", false, false),
 ];
 
-/// Maps from pod address to its masquerade chain.
-pub const MASQ_MAPS: [&str; 2] = ["mq4", "mq6"];
+/// Masquerade sets: (suffix, is IPv4).
+pub const MASQ_SETS: [(&str, bool); 2] = [("mq4", true), ("mq6", false)];
 
-/// The chain-name prefix shared by all attachments of one network.
-pub fn network_tag(network: &str) -> String {
-    format!("{:08x}", fnv64(&[network]) >> 32)
+/// The prefix of every object of one network.
+pub fn net_prefix(network: &str) -> String {
+    format!("n{:08x}_", fnv64(&[network]) >> 32)
 }
 
-/// The owner tag of one attachment: `<network tag>_<attachment hash>`.
-pub fn owner_tag(network: &str, container_id: &str, ifname: &str) -> String {
-    format!(
-        "{}_{:016x}",
-        network_tag(network),
-        fnv64(&[network, container_id, ifname])
-    )
-}
-
-/// DNAT chain of an owner.
-pub fn dnat_chain(owner: &str) -> String {
-    format!("pm_{owner}")
-}
-
-/// Masquerade chain of an owner.
-pub fn masq_chain(owner: &str) -> String {
-    format!("pq_{owner}")
-}
-
-/// The comment that records which attachment owns a chain (unquoted text).
+/// The comment that records which attachment owns an element (unquoted text).
 pub fn owner_comment(container_id: &str, ifname: &str) -> String {
     format!("{container_id} {ifname}")
 }
@@ -70,69 +54,87 @@ pub fn parse_owner_comment(comment: &str) -> Option<(&str, &str)> {
     comment.split_once(' ')
 }
 
-/// The shared skeleton: idempotent, and its chains are flushed and refilled in the same
-/// transaction, so a repeated ADD never duplicates a rule.
-fn skeleton(out: &mut String) {
+/// The network's maps, sets and chains; idempotent (chains are flushed and refilled in
+/// the same transaction), applied only when an element-only ADD finds them missing.
+pub fn skeleton(p: &str, conf: &PortmapConf) -> String {
     let t = TABLE;
-    let _ = writeln!(out, "add table {t}");
-    for (name, v4, keyed) in PORT_MAPS {
-        let addr = if v4 { "ipv4_addr . " } else { "ipv6_addr . " };
-        let addr = if keyed { addr } else { "" };
+    let mut out = format!("add table {t}\n");
+    for (name, v4, keyed) in DNAT_MAPS {
+        let addr = if v4 { "ipv4_addr" } else { "ipv6_addr" };
+        let key = if keyed {
+            format!("{addr} . inet_proto . inet_service")
+        } else {
+            "inet_proto . inet_service".to_string()
+        };
         let _ = writeln!(
             out,
-            "add map {t} {name} {{ type {addr}inet_proto . inet_service : verdict ; }}"
+            "add map {t} {p}{name} {{ type {key} : {addr} . inet_service ; }}"
         );
     }
-    let _ = writeln!(out, "add map {t} mq4 {{ type ipv4_addr : verdict ; }}");
-    let _ = writeln!(out, "add map {t} mq6 {{ type ipv6_addr : verdict ; }}");
-    let _ = writeln!(out, "add chain {t} hostports");
-    let _ = writeln!(out, "flush chain {t} hostports");
-    for (name, v4, keyed) in PORT_MAPS {
-        let rule = match (v4, keyed) {
-            (true, true) => format!("ip daddr . meta l4proto . th dport vmap @{name}"),
-            (false, true) => format!("ip6 daddr . meta l4proto . th dport vmap @{name}"),
-            (true, false) => format!("meta nfproto ipv4 meta l4proto . th dport vmap @{name}"),
-            (false, false) => format!("meta nfproto ipv6 meta l4proto . th dport vmap @{name}"),
-        };
-        let _ = writeln!(out, "add rule {t} hostports {rule}");
+    for (name, v4) in MASQ_SETS {
+        let addr = if v4 { "ipv4_addr" } else { "ipv6_addr" };
+        let _ = writeln!(
+            out,
+            "add set {t} {p}{name} {{ type {addr} . {addr} ; flags interval ; }}"
+        );
     }
+    let _ = writeln!(out, "add chain {t} {p}hp");
+    let _ = writeln!(out, "flush chain {t} {p}hp");
+    for (name, v4, keyed) in DNAT_MAPS {
+        let (fam, nfproto, conditions) = if v4 {
+            ("ip", "ipv4", &conf.conditions_v4)
+        } else {
+            ("ip6", "ipv6", &conf.conditions_v6)
+        };
+        let mut rule = format!("meta nfproto {nfproto} ");
+        for c in conditions {
+            let _ = write!(rule, "{c} ");
+        }
+        let daddr = if keyed {
+            format!("{fam} daddr . ")
+        } else {
+            String::new()
+        };
+        let _ = write!(
+            rule,
+            "dnat {fam} to {daddr}meta l4proto . th dport map @{p}{name}"
+        );
+        let _ = writeln!(out, "add rule {t} {p}hp {rule}");
+    }
+    // nft 1.0.6 accepts the `dstnat` keyword only for prerouting; it is -100.
     for (chain, hook, prio) in [
-        ("prerouting", "prerouting", "dstnat"),
-        // nft 1.0.6 accepts the `dstnat` keyword only for prerouting; it is -100.
-        ("output", "output", "-100"),
-        ("postrouting", "postrouting", "srcnat"),
+        ("pre", "prerouting", "dstnat"),
+        ("out", "output", "-100"),
+        ("post", "postrouting", "srcnat"),
     ] {
         let _ = writeln!(
             out,
-            "add chain {t} {chain} {{ type nat hook {hook} priority {prio} ; policy accept ; }}"
+            "add chain {t} {p}{chain} {{ type nat hook {hook} priority {prio} ; policy accept ; }}"
         );
-        let _ = writeln!(out, "flush chain {t} {chain}");
+        let _ = writeln!(out, "flush chain {t} {p}{chain}");
     }
+    let _ = writeln!(out, "add rule {t} {p}pre fib daddr type local jump {p}hp");
+    let _ = writeln!(out, "add rule {t} {p}out fib daddr type local jump {p}hp");
     let _ = writeln!(
         out,
-        "add rule {t} prerouting fib daddr type local jump hostports"
+        "add rule {t} {p}post ct status dnat ip saddr . ip daddr @{p}mq4 masquerade"
     );
     let _ = writeln!(
         out,
-        "add rule {t} output fib daddr type local jump hostports"
+        "add rule {t} {p}post ct status dnat ip6 saddr . ip6 daddr @{p}mq6 masquerade"
     );
-    let _ = writeln!(
-        out,
-        "add rule {t} postrouting ct status dnat ip daddr vmap @mq4"
-    );
-    let _ = writeln!(
-        out,
-        "add rule {t} postrouting ct status dnat ip6 daddr vmap @mq6"
-    );
+    out
 }
 
-/// One mapping applied to one family: the element key and the DNAT rule.
+/// One mapping applied to one family: the map element that implements it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// Map the element goes into.
+    /// Map suffix (`dn4`, `dn4ip`, ...).
     pub map: &'static str,
     /// Element key as nft prints it (`tcp . 8080` or `10.0.0.1 . tcp . 8080`).
     pub key: String,
+    /// Element value as nft prints it (`10.1.0.5 . 80`).
+    pub value: String,
     /// The mapping.
     pub mapping: PortMapping,
     /// Pod address (with its subnet prefix) the mapping points at.
@@ -155,17 +157,18 @@ pub fn entries(mappings: &[PortMapping], targets: &Targets) -> Vec<Entry> {
             };
             let (map, key) = match host_ip {
                 Some(ip) => (
-                    if v4 { "hp4ip" } else { "hp6ip" },
+                    if v4 { "dn4ip" } else { "dn6ip" },
                     format!("{ip} . {} . {}", m.proto, m.host_port),
                 ),
                 None => (
-                    if v4 { "hp4" } else { "hp6" },
+                    if v4 { "dn4" } else { "dn6" },
                     format!("{} . {}", m.proto, m.host_port),
                 ),
             };
             out.push(Entry {
                 map,
                 key,
+                value: format!("{} . {}", target.addr(), m.container_port),
                 mapping: PortMapping { host_ip, ..*m },
                 target,
             });
@@ -174,94 +177,46 @@ pub fn entries(mappings: &[PortMapping], targets: &Targets) -> Vec<Entry> {
     out
 }
 
-fn dnat_rule(e: &Entry, conf: &PortmapConf) -> String {
-    let m = &e.mapping;
-    let v4 = e.target.addr().is_ipv4();
-    let (fam, nfproto, conditions) = if v4 {
-        ("ip", "ipv4", &conf.conditions_v4)
-    } else {
-        ("ip6", "ipv6", &conf.conditions_v6)
-    };
-    let mut rule = format!("meta nfproto {nfproto} ");
-    if let Some(ip) = m.host_ip {
-        let _ = write!(rule, "{fam} daddr {ip} ");
+/// Masquerade elements (`source . pod`) for the pods the entries point at.
+pub fn masq_elements(entries: &[Entry], conf: &PortmapConf) -> BTreeSet<(&'static str, String)> {
+    let mut out = BTreeSet::new();
+    if !conf.snat && !conf.masq_all {
+        return out;
     }
-    let _ = write!(rule, "meta l4proto {} th dport {} ", m.proto, m.host_port);
-    for c in conditions {
-        let _ = write!(rule, "{c} ");
-    }
-    let to = match e.target.addr() {
-        IpAddr::V4(a) => format!("{a}:{}", m.container_port),
-        IpAddr::V6(a) => format!("[{a}]:{}", m.container_port),
-    };
-    let _ = write!(rule, "dnat {fam} to {to}");
-    rule
-}
-
-/// Sources masqueraded towards a pod: its own subnet (hairpin and neighbours reaching a
-/// hostPort through the node) and, for IPv4, localhost (IPv6 has no route_localnet).
-fn masq_rule(e: &Entry, conf: &PortmapConf) -> String {
-    let m = &e.mapping;
-    let v4 = e.target.addr().is_ipv4();
-    let fam = if v4 { "ip" } else { "ip6" };
-    let nfproto = if v4 { "ipv4" } else { "ipv6" };
-    let mut rule = format!(
-        "meta nfproto {nfproto} meta l4proto {} ct original proto-dst {} ",
-        m.proto, m.host_port
-    );
-    if !conf.masq_all {
-        let subnet = e.target.trunc();
-        if v4 {
-            let _ = write!(rule, "{fam} saddr {{ {subnet}, 127.0.0.0/8 }} ");
-        } else {
-            let _ = write!(rule, "{fam} saddr {subnet} ");
-        }
-    }
-    rule.push_str("masquerade");
-    rule
-}
-
-/// The whole ADD transaction for one attachment; `comment` is an nft string literal.
-pub fn render_add(
-    owner: &str,
-    comment: &str,
-    entries: &[Entry],
-    targets: &Targets,
-    conf: &PortmapConf,
-) -> String {
-    let t = TABLE;
-    let pm = dnat_chain(owner);
-    let pq = masq_chain(owner);
-    let mut out = String::new();
-    skeleton(&mut out);
-    let _ = writeln!(out, "add chain {t} {pm} {{ comment {comment} ; }}");
-    let _ = writeln!(out, "flush chain {t} {pm}");
     for e in entries {
-        let rule = dnat_rule(e, conf);
-        let _ = writeln!(out, "add rule {t} {pm} {rule} comment {comment}");
-        // `add element` succeeds when the same key already jumps to this chain (a repeated
-        // ADD) and fails with EEXIST when it jumps elsewhere: another pod holds the port.
-        let _ = writeln!(out, "add element {t} {} {{ {} : jump {pm} }}", e.map, e.key);
+        let pod = e.target.addr();
+        let set = if pod.is_ipv4() { "mq4" } else { "mq6" };
+        let sources: Vec<String> = match (conf.masq_all, pod) {
+            (true, IpAddr::V4(_)) => vec!["0.0.0.0/0".into()],
+            (true, IpAddr::V6(_)) => vec!["::/0".into()],
+            (false, IpAddr::V4(_)) => vec![e.target.trunc().to_string(), "127.0.0.0/8".into()],
+            (false, IpAddr::V6(_)) => vec![e.target.trunc().to_string()],
+        };
+        for src in sources {
+            out.insert((set, format!("{src} . {pod}")));
+        }
     }
-    if conf.snat || conf.masq_all {
-        let _ = writeln!(out, "add chain {t} {pq} {{ comment {comment} ; }}");
-        let _ = writeln!(out, "flush chain {t} {pq}");
-        for e in entries {
-            let rule = masq_rule(e, conf);
-            let _ = writeln!(out, "add rule {t} {pq} {rule} comment {comment}");
-        }
-        for (map, target) in [("mq4", targets.v4), ("mq6", targets.v6)] {
-            let used = entries
-                .iter()
-                .any(|e| Some(e.target) == target && target.is_some());
-            if let (true, Some(target)) = (used, target) {
-                let _ = writeln!(
-                    out,
-                    "add element {t} {map} {{ {} : jump {pq} }}",
-                    target.addr()
-                );
-            }
-        }
+    out
+}
+
+/// The element-only ADD transaction of one attachment; `comment` is an nft string literal.
+pub fn render_elements(p: &str, comment: &str, entries: &[Entry], conf: &PortmapConf) -> String {
+    let t = TABLE;
+    let mut out = String::new();
+    for e in entries {
+        // `add` succeeds when the same key already holds the same value (a repeated ADD)
+        // and fails with EEXIST when it holds another: another pod has the port.
+        let _ = writeln!(
+            out,
+            "add element {t} {p}{} {{ {} comment {comment} : {} }}",
+            e.map, e.key, e.value
+        );
+    }
+    for (set, element) in masq_elements(entries, conf) {
+        let _ = writeln!(
+            out,
+            "add element {t} {p}{set} {{ {element} comment {comment} }}"
+        );
     }
     out
 }
@@ -288,14 +243,11 @@ mod tests {
     }
 
     #[test]
-    fn names_are_stable_short_and_network_scoped() {
-        let a = owner_tag("net", "c1", "eth0");
-        assert_eq!(a, owner_tag("net", "c1", "eth0"));
-        assert_ne!(a, owner_tag("net", "c1", "eth1"));
-        assert_ne!(a, owner_tag("net2", "c1", "eth0"));
-        assert!(a.starts_with(&network_tag("net")));
-        assert!(dnat_chain(&a).len() <= 32);
-        weft_datapath::nft::validate_ident(&dnat_chain(&a)).unwrap();
+    fn prefixes_are_stable_and_network_scoped() {
+        let p = net_prefix("net");
+        assert_eq!(p, net_prefix("net"));
+        assert_ne!(p, net_prefix("net2"));
+        weft_datapath::nft::validate_ident(&format!("{p}dn4ip")).unwrap();
         assert_eq!(parse_owner_comment("c1 eth0"), Some(("c1", "eth0")));
     }
 
@@ -303,13 +255,14 @@ mod tests {
     fn wildcard_mappings_cover_both_families_host_ip_one() {
         let e = entries(&[mapping(None)], &targets());
         assert_eq!(e.len(), 2);
-        assert_eq!((e[0].map, e[0].key.as_str()), ("hp4", "tcp . 8080"));
-        assert_eq!(e[1].map, "hp6");
+        assert_eq!((e[0].map, e[0].key.as_str()), ("dn4", "tcp . 8080"));
+        assert_eq!(e[0].value, "10.1.0.5 . 80");
+        assert_eq!((e[1].map, e[1].value.as_str()), ("dn6", "fd00::5 . 80"));
         let e = entries(&[mapping(Some("198.18.0.1"))], &targets());
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].key, "198.18.0.1 . tcp . 8080");
         let e = entries(&[mapping(Some("::"))], &targets());
-        assert_eq!((e.len(), e[0].map), (1, "hp6"));
+        assert_eq!((e.len(), e[0].map), (1, "dn6"));
         let v4_only = Targets {
             v6: None,
             ..targets()
@@ -318,28 +271,35 @@ mod tests {
     }
 
     #[test]
-    fn renders_dnat_masq_and_elements() {
-        let conf = PortmapConf::from_value(&serde_json::json!({"conditionsV4": ["iifname \"x\""]}));
-        assert!(conf.is_err(), "quotes are refused");
+    fn renders_skeleton_with_conditions_and_elements() {
         let conf = PortmapConf::from_value(
             &serde_json::json!({"conditionsV4": ["ip saddr 198.18.0.0/24"]}),
         )
         .unwrap();
-        let t = targets();
-        let e = entries(&[mapping(None)], &t);
-        let s = render_add("abc", "\"c1 eth0\"", &e, &t, &conf);
+        let s = skeleton("n1_", &conf);
         assert!(s.contains(
-            "add rule inet weft_portmap pm_abc meta nfproto ipv4 meta l4proto tcp th dport 8080 ip saddr 198.18.0.0/24 dnat ip to 10.1.0.5:80"
+            "add rule inet weft_portmap n1_hp meta nfproto ipv4 ip saddr 198.18.0.0/24 dnat ip to ip daddr . meta l4proto . th dport map @n1_dn4ip"
         ), "{s}");
-        assert!(s.contains("dnat ip6 to [fd00::5]:80"), "{s}");
-        assert!(s.contains("add element inet weft_portmap hp4 { tcp . 8080 : jump pm_abc }"));
         assert!(
-            s.contains("ip saddr { 10.1.0.0/24, 127.0.0.0/8 } masquerade"),
+            s.contains("dnat ip6 to meta l4proto . th dport map @n1_dn6"),
             "{s}"
         );
-        assert!(s.contains("add element inet weft_portmap mq6 { fd00::5 : jump pq_abc }"));
+        let t = targets();
+        let e = entries(&[mapping(None), mapping(None)], &t);
+        let s = render_elements("n1_", "\"c1 eth0\"", &e, &conf);
+        assert!(s.contains(
+            "add element inet weft_portmap n1_dn4 { tcp . 8080 comment \"c1 eth0\" : 10.1.0.5 . 80 }"
+        ), "{s}");
+        assert!(s.contains("n1_mq4 { 127.0.0.0/8 . 10.1.0.5 comment"), "{s}");
+        assert!(s.contains("n1_mq6 { fd00::/64 . fd00::5 comment"), "{s}");
+        assert_eq!(
+            s.matches("n1_mq4 { 10.1.0.0/24 . 10.1.0.5").count(),
+            1,
+            "{s}"
+        );
         let no_snat = PortmapConf::from_value(&serde_json::json!({"snat": false})).unwrap();
-        let s = render_add("abc", "\"c1 eth0\"", &e, &t, &no_snat);
-        assert!(!s.contains("pq_abc"));
+        assert!(!render_elements("n1_", "\"c\"", &e, &no_snat).contains("mq4"));
+        let all = PortmapConf::from_value(&serde_json::json!({"masqAll": true})).unwrap();
+        assert!(render_elements("n1_", "\"c\"", &e, &all).contains("0.0.0.0/0 . 10.1.0.5"));
     }
 }
