@@ -58,8 +58,21 @@ fn measure(server: &TestNs, client: &TestNs, server_ip: &str) -> f64 {
         .unwrap_or_else(|| panic!("iperf3: {v}"))
 }
 
-fn within(measured: f64, want: f64) -> bool {
-    (measured - want).abs() <= want * 0.10
+/// Measures up to three times: a shaper that lets too much through fails at once, while a
+/// run slowed by a busy shared machine is repeated.
+fn measure_rate(server: &TestNs, client: &TestNs, server_ip: &str, want: f64) -> f64 {
+    let mut last = 0.0;
+    for _ in 0..3 {
+        last = measure(server, client, server_ip);
+        assert!(
+            last <= want * 1.10,
+            "{last} bit/s exceeds {want} by more than 10 %"
+        );
+        if last >= want * 0.90 {
+            return last;
+        }
+    }
+    panic!("{last} bit/s is more than 10 % below {want}")
 }
 
 #[test]
@@ -103,14 +116,9 @@ fn shapes_both_directions_within_ten_percent_and_cleans_up() {
         .next()
         .unwrap()
         .to_string();
-    let into_pod = measure(&pod, &node, &pod_ip);
-    let out_of_pod = measure(&node, &pod, "10.90.0.1");
+    let into_pod = measure_rate(&pod, &node, &pod_ip, ingress as f64);
+    let out_of_pod = measure_rate(&node, &pod, "10.90.0.1", egress as f64);
     eprintln!("measured: into pod {into_pod:.0} bit/s, out of pod {out_of_pod:.0} bit/s");
-    assert!(within(into_pod, ingress as f64), "into pod: {into_pod}");
-    assert!(
-        within(out_of_pod, egress as f64),
-        "out of pod: {out_of_pod}"
-    );
 
     // A repeated ADD of the plugin alone neither fails nor stacks a second filter.
     let (_, again) = request_conf(&list, &list["plugins"][1], &att, Some(&result)).unwrap();
