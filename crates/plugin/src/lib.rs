@@ -14,6 +14,7 @@ pub mod ipam;
 pub mod ipam_plugin;
 pub mod masq;
 pub mod naming;
+pub mod node_config;
 pub mod plan;
 pub mod skel;
 pub mod sysctl;

@@ -14,7 +14,7 @@ use weft_proto::{CniEnv, CniError, CniResult, CniVersion, Command, NetConf, Vers
 use crate::error::PluginError;
 
 /// One parsed invocation.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Request {
     /// Validated `CNI_*` environment.
     pub env: CniEnv,

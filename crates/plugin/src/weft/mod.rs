@@ -12,6 +12,7 @@ use weft_proto::{CniResult, codes};
 use crate::conf::MainConf;
 use crate::error::PluginError;
 use crate::ipam::IpamBackend;
+use crate::node_config;
 use crate::plan::Who;
 use crate::skel::{Plugin, Request};
 
@@ -21,22 +22,23 @@ pub struct Weft;
 
 impl Plugin for Weft {
     fn add(&self, req: &Request) -> Result<CniResult, PluginError> {
-        add::add(req)
+        add::add(&*node_config::resolve(req)?)
     }
 
     fn del(&self, req: &Request) -> Result<(), PluginError> {
-        del::del(req)
+        del::del(&*node_config::resolve(req)?)
     }
 
     fn check(&self, req: &Request) -> Result<(), PluginError> {
-        check::check(req)
+        check::check(&*node_config::resolve(req)?)
     }
 
     fn gc(&self, req: &Request) -> Result<(), PluginError> {
-        gc::gc(req)
+        gc::gc(&*node_config::resolve(req)?)
     }
 
     fn status(&self, req: &Request) -> Result<(), PluginError> {
+        let req = &*node_config::resolve(req)?;
         MainConf::from_value(&req.raw)?;
         IpamBackend::from_request(req)?.status(req).map_err(|e| {
             // STATUS speaks in its own two codes: 50 = cannot take ADDs now.
