@@ -59,21 +59,19 @@ fn merge(raw: &mut Value, facts: &NodeFacts) {
     let Some(obj) = raw.as_object_mut() else {
         return;
     };
-    if !obj.contains_key("mtu") {
-        if let Some(mtu) = facts.mtu {
-            obj.insert("mtu".into(), json!(mtu));
-        }
+    if let (false, Some(mtu)) = (obj.contains_key("mtu"), facts.mtu) {
+        obj.insert("mtu".into(), json!(mtu));
     }
-    if let Some(ipam) = obj.get_mut("ipam").and_then(Value::as_object_mut) {
-        if !ipam.contains_key("ranges") && !ipam.contains_key("subnet") && !facts.subnets.is_empty()
-        {
-            let sets: Vec<Value> = facts
-                .subnets
-                .iter()
-                .map(|s| json!([{ "subnet": s.trunc().to_string() }]))
-                .collect();
-            ipam.insert("ranges".into(), Value::Array(sets));
-        }
+    let Some(ipam) = obj.get_mut("ipam").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if !ipam.contains_key("ranges") && !ipam.contains_key("subnet") && !facts.subnets.is_empty() {
+        let sets: Vec<Value> = facts
+            .subnets
+            .iter()
+            .map(|s| json!([{ "subnet": s.trunc().to_string() }]))
+            .collect();
+        ipam.insert("ranges".into(), Value::Array(sets));
     }
 }
 
