@@ -15,6 +15,8 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::error::PluginError;
+
 /// The table weft owns for its own NAT and filtering.
 pub const TABLE: &str = "weft";
 
@@ -57,6 +59,11 @@ fn skeleton(out: &mut String) {
 pub fn add_script(addrs: &[IpNet], tag: &str) -> String {
     let mut out = String::new();
     skeleton(&mut out);
+    add_elements(&mut out, addrs, tag);
+    out
+}
+
+fn add_elements(out: &mut String, addrs: &[IpNet], tag: &str) {
     for net in addrs {
         let ip = net.addr();
         let (pods, skip) = family_sets(&ip);
@@ -66,7 +73,6 @@ pub fn add_script(addrs: &[IpNet], tag: &str) -> String {
         );
         let _ = writeln!(out, "add element inet {TABLE} {skip} {{ {} }}", net.trunc());
     }
-    out
 }
 
 /// Script for DEL/GC: removes the given pod addresses. Each element is added before it is
@@ -75,12 +81,45 @@ pub fn add_script(addrs: &[IpNet], tag: &str) -> String {
 pub fn del_script(ips: &[IpAddr]) -> String {
     let mut out = String::new();
     skeleton(&mut out);
+    del_elements(&mut out, ips);
+    out
+}
+
+fn del_elements(out: &mut String, ips: &[IpAddr]) {
     for ip in ips {
         let (pods, _) = family_sets(ip);
         let _ = writeln!(out, "add element inet {TABLE} {pods} {{ {ip} }}");
         let _ = writeln!(out, "delete element inet {TABLE} {pods} {{ {ip} }}");
     }
-    out
+}
+
+/// Applies an element-only transaction first and the full one (table, sets, chain and
+/// rules) only when that fails, i.e. when the table is not there yet. On this kernel a
+/// transaction that touches a chain costs ~17 ms and an element-only one ~3.5 ms, so pods
+/// after the first pay only for their elements.
+fn apply_fast(elements: &str, full: impl FnOnce() -> String) -> Result<(), PluginError> {
+    if weft_datapath::nft::apply_nft(elements, None).is_ok() {
+        return Ok(());
+    }
+    weft_datapath::nft::apply_nft(&full(), None)
+        .map_err(|e| PluginError::datapath("masquerade rules", e))
+}
+
+/// ADD: the pod's addresses (tagged) join the masquerade set, their subnets the skip set.
+pub fn apply_add(addrs: &[IpNet], tag: &str) -> Result<(), PluginError> {
+    let mut elements = String::new();
+    add_elements(&mut elements, addrs, tag);
+    apply_fast(&elements, || add_script(addrs, tag))
+}
+
+/// DEL/GC: removes the given pod addresses, whether or not they are still there.
+pub fn apply_del(ips: &[IpAddr]) -> Result<(), PluginError> {
+    if ips.is_empty() {
+        return Ok(());
+    }
+    let mut elements = String::new();
+    del_elements(&mut elements, ips);
+    apply_fast(&elements, || del_script(ips))
 }
 
 /// Lists the masquerade elements with their tags, from the live ruleset. A missing table or

@@ -36,10 +36,7 @@ pub(super) fn add(req: &Request) -> Result<CniResult, PluginError> {
         Err(e) => {
             // Nothing may leak: undo in reverse order, IPAM last (the spec's delegation rule).
             if let Some((addrs, _)) = &plan.masq {
-                let _ = weft_datapath::nft::apply_nft(
-                    &masq::del_script(&crate::apply::ips_of(addrs)),
-                    None,
-                );
+                let _ = masq::apply_del(&crate::apply::ips_of(addrs));
             }
             let _ = undo(&mut node, &plan);
             let _ = backend.del(req);
@@ -59,8 +56,7 @@ fn wire(
     sysctl::enable_forwarding(v4, v6)?;
     let wired = apply(plan, node, pod, pod_ns, mac)?;
     if let Some((addrs, tag)) = &plan.masq {
-        weft_datapath::nft::apply_nft(&masq::add_script(addrs, tag), None)
-            .map_err(|e| PluginError::datapath("masquerade rules", e))?;
+        masq::apply_add(addrs, tag)?;
     }
     Ok(wired)
 }

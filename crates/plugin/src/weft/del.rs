@@ -84,6 +84,5 @@ fn remove_masq(req: &Request, mut ips: Vec<IpAddr>) -> Result<(), PluginError> {
     if ips.is_empty() {
         return Ok(());
     }
-    weft_datapath::nft::apply_nft(&masq::del_script(&ips), None)
-        .map_err(|e| PluginError::datapath("remove masquerade elements", e))
+    masq::apply_del(&ips)
 }

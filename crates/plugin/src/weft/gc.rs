@@ -101,8 +101,7 @@ fn gc_masq(network: &str, valid: &HashSet<(String, String)>) -> Result<(), Plugi
     if stale.is_empty() {
         return Ok(());
     }
-    weft_datapath::nft::apply_nft(&masq::del_script(&stale), None)
-        .map_err(|e| PluginError::datapath("remove stale masquerade elements", e))
+    masq::apply_del(&stale)
 }
 
 #[cfg(test)]
