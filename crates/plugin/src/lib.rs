@@ -12,6 +12,7 @@ pub mod delegate;
 pub mod error;
 pub mod ipam;
 pub mod ipam_plugin;
+pub mod macspoof;
 pub mod masq;
 pub mod naming;
 pub mod node_config;

@@ -82,6 +82,9 @@ pub struct AttachmentPlan {
     pub forwarding: (bool, bool),
     /// Pod addresses to masquerade (with their subnet prefixes), tagged.
     pub masq: Option<(Vec<IpNet>, String)>,
+    /// `macspoofchk` (bridge mode): frames from the pod must carry the pod's MAC; the tag
+    /// of the attachment's elements.
+    pub macspoof: Option<String>,
 }
 
 /// Identity of the attachment being planned.
@@ -256,6 +259,8 @@ pub fn plan_attachment(
         host_routes,
         forwarding,
         masq,
+        macspoof: (conf.macspoofchk && !ptp)
+            .then(|| naming::nft_tag(who.network, who.container_id, who.ifname)),
     })
 }
 

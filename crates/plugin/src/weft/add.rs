@@ -8,6 +8,7 @@ use crate::apply::{Wired, apply, undo};
 use crate::conf::{MainConf, Mode};
 use crate::error::PluginError;
 use crate::ipam::{IpamBackend, IpamOutcome};
+use crate::macspoof;
 use crate::masq;
 use crate::plan::{AttachmentPlan, plan_attachment};
 use crate::skel::Request;
@@ -38,6 +39,9 @@ pub(super) fn add(req: &Request) -> Result<CniResult, PluginError> {
             if let Some((addrs, _)) = &plan.masq {
                 let _ = masq::apply_del(&crate::apply::ips_of(addrs));
             }
+            if let Some(tag) = &plan.macspoof {
+                let _ = macspoof::remove_tagged(|t| t == tag);
+            }
             let _ = undo(&mut node, &plan);
             let _ = backend.del(req);
             Err(e)
@@ -57,6 +61,9 @@ fn wire(
     let wired = apply(plan, node, pod, pod_ns, mac)?;
     if let Some((addrs, tag)) = &plan.masq {
         masq::apply_add(addrs, tag)?;
+    }
+    if let (Some(tag), Some(mac)) = (&plan.macspoof, &wired.pod.mac) {
+        macspoof::apply_add(&wired.host.name, mac, tag)?;
     }
     Ok(wired)
 }

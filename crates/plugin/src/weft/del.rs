@@ -10,6 +10,7 @@ use crate::apply::undo;
 use crate::conf::MainConf;
 use crate::error::PluginError;
 use crate::ipam::IpamBackend;
+use crate::macspoof;
 use crate::masq;
 use crate::naming;
 use crate::plan::{AttachmentPlan, plan_attachment};
@@ -38,6 +39,12 @@ pub(super) fn del(req: &Request) -> Result<(), PluginError> {
         }
         Err(e) => errors.push(PluginError::datapath("open netlink", e)),
     }
+    if conf.macspoofchk {
+        let tag = naming::nft_tag(&req.conf.name, req.container_id(), req.ifname());
+        if let Err(e) = macspoof::remove_tagged(|t| t == tag) {
+            errors.push(e);
+        }
+    }
     if conf.ip_masq
         && let Err(e) = remove_masq(req, released)
     {
@@ -61,6 +68,7 @@ fn skeleton_plan(conf: &MainConf, req: &Request) -> AttachmentPlan {
         host_routes: Vec::new(),
         forwarding: (false, false),
         masq: None,
+        macspoof: None,
     })
 }
 

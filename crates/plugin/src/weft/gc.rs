@@ -9,6 +9,7 @@ use weft_proto::ValidAttachments;
 use crate::conf::MainConf;
 use crate::error::PluginError;
 use crate::ipam::IpamBackend;
+use crate::macspoof;
 use crate::masq;
 use crate::naming;
 use crate::skel::Request;
@@ -30,6 +31,16 @@ pub(super) fn gc(req: &Request) -> Result<(), PluginError> {
     }
     if let Err(e) = gc_links(&req.conf.name, &valid) {
         errors.push(e);
+    }
+    if conf.macspoofchk {
+        let prefix = naming::nft_network_prefix(&req.conf.name);
+        let keep: HashSet<String> = valid
+            .iter()
+            .map(|(c, i)| naming::nft_tag(&req.conf.name, c, i))
+            .collect();
+        if let Err(e) = macspoof::remove_tagged(|t| t.starts_with(&prefix) && !keep.contains(t)) {
+            errors.push(e);
+        }
     }
     if conf.ip_masq
         && let Err(e) = gc_masq(&req.conf.name, &valid)
