@@ -311,8 +311,11 @@ impl Store for DiskStore {
             })
             .map_err(err(context()))?;
         }
+        // Not fsynced: the guarantee is against a killed process, where the page cache
+        // survives. After a power loss every pod of the node is gone too, and a file the
+        // crash left empty is an unknown holder that GC removes.
         let linked = self
-            .write_temp(format!("{id}\r\n{ifname}").as_bytes(), true)
+            .write_temp(format!("{id}\r\n{ifname}").as_bytes(), false)
             .and_then(|tmp| {
                 let linked = self.link_reservation(&tmp, ip, set_index);
                 // The temp name is only a second link to the same inode. If removing it
