@@ -3,27 +3,15 @@
 //! addresses; DEL sets it down and succeeds when the namespace is already gone.
 
 use weft_datapath::NetnsFd;
+
+use crate::common::{open_pod_ns, open_pod_ns_if_any};
 use weft_datapath::netlink::Netlink;
 use weft_plugin::{Plugin, PluginError, Request};
-use weft_proto::{CniError, CniResult, Interface, IpConfig, codes};
+use weft_proto::{CniResult, Interface, IpConfig};
 
 /// The loopback plugin.
 #[derive(Debug, Default)]
 pub struct Loopback;
-
-fn open_ns(req: &Request) -> Result<NetnsFd, PluginError> {
-    let path = req
-        .env
-        .netns
-        .as_ref()
-        .ok_or_else(|| PluginError::Cni(CniError::invalid_env("CNI_NETNS is required")))?;
-    NetnsFd::open(path).map_err(|e| {
-        PluginError::Cni(CniError::new(
-            codes::INVALID_NETNS,
-            format!("CNI_NETNS {}: {e}", path.display()),
-        ))
-    })
-}
 
 fn lo_up(ns: &NetnsFd, up: bool) -> Result<Netlink, PluginError> {
     let mut nl = Netlink::open_in(ns).map_err(|e| PluginError::datapath("open pod netlink", e))?;
@@ -39,7 +27,7 @@ fn lo_up(ns: &NetnsFd, up: bool) -> Result<Netlink, PluginError> {
 
 impl Plugin for Loopback {
     fn add(&self, req: &Request) -> Result<CniResult, PluginError> {
-        let ns = open_ns(req)?;
+        let ns = open_pod_ns(req)?;
         let mut nl = lo_up(&ns, true)?;
         // A chained plugin passes the previous result through unchanged.
         if let Some(prev) = req.conf.prev_result(req.version)? {
@@ -79,17 +67,14 @@ impl Plugin for Loopback {
 
     fn del(&self, req: &Request) -> Result<(), PluginError> {
         // An empty or vanished namespace has no loopback left to take down.
-        let Some(path) = req.env.netns.as_ref() else {
-            return Ok(());
-        };
-        let Ok(ns) = NetnsFd::open(path) else {
+        let Some(ns) = open_pod_ns_if_any(req) else {
             return Ok(());
         };
         lo_up(&ns, false).map(|_| ())
     }
 
     fn check(&self, req: &Request) -> Result<(), PluginError> {
-        let ns = open_ns(req)?;
+        let ns = open_pod_ns(req)?;
         let mut nl =
             Netlink::open_in(&ns).map_err(|e| PluginError::datapath("open pod netlink", e))?;
         let lo = nl

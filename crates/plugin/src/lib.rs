@@ -15,6 +15,7 @@ pub mod ipam_plugin;
 pub mod macspoof;
 pub mod masq;
 pub mod naming;
+pub mod nft_apply;
 pub mod node_config;
 pub mod plan;
 pub mod skel;

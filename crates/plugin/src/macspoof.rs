@@ -68,14 +68,6 @@ fn del_elements(out: &mut String, g: &Guard) {
     }
 }
 
-fn apply(elements: String, with_skeleton: impl FnOnce() -> String) -> Result<(), PluginError> {
-    if weft_datapath::nft::apply_nft(&elements, None).is_ok() {
-        return Ok(());
-    }
-    weft_datapath::nft::apply_nft(&with_skeleton(), None)
-        .map_err(|e| PluginError::datapath("MAC spoof check rules", e))
-}
-
 /// ADD: only `mac` may leave the pod through `port`.
 pub fn apply_add(port: &str, mac: &Mac, tag: &str) -> Result<(), PluginError> {
     let g = Guard {
@@ -85,11 +77,12 @@ pub fn apply_add(port: &str, mac: &Mac, tag: &str) -> Result<(), PluginError> {
     };
     let mut elements = String::new();
     add_elements(&mut elements, &g);
-    apply(elements.clone(), || {
+    let full = || {
         let mut full = String::new();
         skeleton(&mut full);
         full + &elements
-    })
+    };
+    crate::nft_apply::elements_first(&elements, full, "MAC spoof check rules")
 }
 
 /// DEL/GC: removes the given guards.
@@ -101,11 +94,12 @@ pub fn apply_del(guards: &[Guard]) -> Result<(), PluginError> {
     for g in guards {
         del_elements(&mut elements, g);
     }
-    apply(elements.clone(), || {
+    let full = || {
         let mut full = String::new();
         skeleton(&mut full);
         full + &elements
-    })
+    };
+    crate::nft_apply::elements_first(&elements, full, "MAC spoof check rules")
 }
 
 /// Removes every guard whose tag matches (DEL: this attachment's; GC: stale ones).
