@@ -3,15 +3,17 @@
 //! on a bridge in each node, and between the nodes either a VXLAN device with static FDB +
 //! neighbour entries and onlink routes, or plain routes via the peer's underlay address.
 
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use ipnet::IpNet;
 use weft_ctl::lab::fabric::{UNDERLAY_IFACE, create_fabric, create_node, node_underlay_ip};
 use weft_datapath::{
     Netlink, NetnsFd, RouteSpec, VethSpec, VxlanSpec, create_named_netns, delete_named_netns,
-    named_netns_path, sysctl,
+    named_netns_path, run_in_netns,
 };
 
 /// Which inter-node path to build.
@@ -61,7 +63,10 @@ pub struct HandCluster {
 
 impl HandCluster {
     /// Builds the path; namespaces are named `<prefix>-*`.
-    pub fn build(prefix: &str, backend: Backend) -> Result<HandCluster> {
+    /// With `masquerade`, each node also gets weft's rule (a `nat` postrouting chain that
+    /// masquerades pod traffic leaving the cluster CIDR): it never matches pod-to-pod
+    /// traffic, but a nat hook makes conntrack track every packet, which is weft's cost.
+    pub fn build(prefix: &str, backend: Backend, masquerade: bool) -> Result<HandCluster> {
         let mut cluster = HandCluster {
             names: Vec::new(),
             pods: Vec::new(),
@@ -94,6 +99,9 @@ impl HandCluster {
             match backend {
                 Backend::Vxlan => vxlan_to_peer(&mut nl, i, peer, mtu)?,
                 Backend::HostGw => host_gw_to_peer(&mut nl, peer)?,
+            }
+            if masquerade {
+                add_masquerade(&ns, i)?;
             }
         }
         Ok(cluster)
@@ -142,8 +150,7 @@ fn add_pod(node: &str, pod: &str, i: u8, mtu: u32) -> Result<Ipv4Addr> {
     default.gateway = Some(gateway.into());
     default.oif = Some(eth0.index);
     pnl.add_route(&default)?;
-    // Forwarding is on (create_node); the bridge must not hand frames to a host firewall.
-    let _ = sysctl::write_sysctl(Some(&node_ns), "net/bridge/bridge-nf-call-iptables", "0");
+    // bridge-nf-call-* keeps the namespace default, as in the lab's nodes.
     Ok(pod_ip)
 }
 
@@ -181,5 +188,32 @@ fn host_gw_to_peer(nl: &mut Netlink, peer: u8) -> Result<()> {
     route.gateway = Some(node_underlay_ip(peer).into());
     route.oif = Some(underlay.index);
     nl.add_route(&route)?;
+    Ok(())
+}
+
+/// The masquerade rule as nft text for node `i`.
+pub fn masquerade_ruleset(i: u8) -> String {
+    format!(
+        "table inet bench_masq {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {}/24 ip daddr != 10.244.0.0/16 masquerade\n  }}\n}}\n",
+        pod_subnet(i)
+    )
+}
+
+fn add_masquerade(ns: &NetnsFd, i: u8) -> Result<()> {
+    let rules = masquerade_ruleset(i);
+    let status = run_in_netns(ns, || -> std::io::Result<std::process::ExitStatus> {
+        let mut child = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(rules.as_bytes())?;
+        }
+        child.wait()
+    })?
+    .context("run nft")?;
+    if !status.success() {
+        bail!("nft -f - failed for the masquerade rule: {status}");
+    }
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! `weft-bench-cluster`: cross-node pod-to-pod throughput and RTT of a real weft cluster
 //! (the `weftctl lab`: weftd per node, pods through the `weft` plugin) against the same path
 //! built by hand with netlink, in one run, for the `vxlan` and `host-gw` backends; then
-//! weftd's idle memory and CPU with 100 pods on its node.
+//! weftd's idle memory and CPU with 100 pods on its node. A third side, the hand-built path
+//! plus weft's masquerade rule, shows what conntrack (enabled by any nat hook) costs.
 //!
 //! Everything lives in namespaces this binary creates and deletes (also on error). Rounds
 //! alternate which side goes first, because a shared 2-core VM drifts; the figures that
@@ -48,13 +49,14 @@ struct Args {
     backends: Vec<String>,
 }
 
-/// Both sides' samples for one backend.
+/// The sides compared, in column order.
+const SIDES: [&str; 3] = ["weft", "hand-built", "hand+masq"];
+
+/// Samples of every side for one backend, indexed like [`SIDES`].
 struct PathFigures {
     backend: Backend,
-    weft_gbps: Vec<f64>,
-    hand_gbps: Vec<f64>,
-    weft_rtt_us: Vec<f64>,
-    hand_rtt_us: Vec<f64>,
+    gbps: [Vec<f64>; 3],
+    rtt_us: [Vec<f64>; 3],
 }
 
 /// One side of the comparison: client pod namespace, server pod address.
@@ -175,78 +177,92 @@ fn run(args: &Args) -> Result<()> {
 
 fn measure_backend(args: &Args, backend: Backend, bins: &Path, tag: u32) -> Result<PathFigures> {
     let lab = Lab::up(&format!("wb{tag}w"), backend, 2, 1, bins)?;
-    let hand = HandCluster::build(&format!("wb{tag}h"), backend)?;
-    let weft = Side::new(lab.pod_on("node1")?, lab.pod_on("node2")?)?;
-    let (hand_client, hand_server) = match hand.pods.as_slice() {
-        [a, b] => (a.clone(), b.clone()),
-        _ => bail!("hand-built cluster has no two pods"),
-    };
-    let hand_side = Side::new(hand_client, hand_server)?;
+    let hand = HandCluster::build(&format!("wb{tag}h"), backend, false)?;
+    let masq = HandCluster::build(&format!("wb{tag}m"), backend, true)?;
+    let sides = [
+        Side::new(lab.pod_on("node1")?, lab.pod_on("node2")?)?,
+        hand_side(&hand)?,
+        hand_side(&masq)?,
+    ];
     let mut figures = PathFigures {
         backend,
-        weft_gbps: Vec::new(),
-        hand_gbps: Vec::new(),
-        weft_rtt_us: Vec::new(),
-        hand_rtt_us: Vec::new(),
+        gbps: Default::default(),
+        rtt_us: Default::default(),
     };
     for round in 0..args.rounds {
-        let weft_first = round % 2 == 0;
-        for take_weft in [weft_first, !weft_first] {
-            if take_weft {
-                weft.sample(args, &mut figures.weft_gbps, &mut figures.weft_rtt_us)?;
-            } else {
-                hand_side.sample(args, &mut figures.hand_gbps, &mut figures.hand_rtt_us)?;
+        // Rotate which side goes first so drift spreads evenly.
+        let mut line = format!("  round {}:", round + 1);
+        for k in 0..SIDES.len() {
+            let i = (round + k) % SIDES.len();
+            if let (Some(side), Some(g), Some(r)) = (
+                sides.get(i),
+                figures.gbps.get_mut(i),
+                figures.rtt_us.get_mut(i),
+            ) {
+                side.sample(args, g, r)?;
             }
         }
-        println!(
-            "  round {}: weft {:.2} Gbit/s {:.0} us, hand-built {:.2} Gbit/s {:.0} us",
-            round + 1,
-            figures.weft_gbps.last().copied().unwrap_or_default(),
-            figures.weft_rtt_us.last().copied().unwrap_or_default(),
-            figures.hand_gbps.last().copied().unwrap_or_default(),
-            figures.hand_rtt_us.last().copied().unwrap_or_default(),
-        );
+        for (i, name) in SIDES.iter().enumerate() {
+            let last = |v: &[Vec<f64>; 3]| v.get(i).and_then(|s| s.last().copied());
+            line.push_str(&format!(
+                " {name} {:.2} Gbit/s {:.0} us;",
+                last(&figures.gbps).unwrap_or_default(),
+                last(&figures.rtt_us).unwrap_or_default()
+            ));
+        }
+        println!("{line}");
     }
-    // Servers stop before their namespaces go (drop order: sides, then paths).
-    drop(weft);
-    drop(hand_side);
+    // iperf3 servers stop before their namespaces go.
+    drop(sides);
+    drop(masq);
     drop(hand);
     drop(lab);
     Ok(figures)
 }
 
+fn hand_side(cluster: &HandCluster) -> Result<Side> {
+    match cluster.pods.as_slice() {
+        [a, b] => Side::new(a.clone(), b.clone()),
+        _ => bail!("hand-built cluster has no two pods"),
+    }
+}
+
 /// The result table: medians and ratios oriented so that 1.0 is parity and higher is
-/// better (throughput weft/hand, RTT hand/weft).
+/// better (throughput weft/other, RTT other/weft).
 fn render(args: &Args, paths: &[PathFigures], idle: &weftlab::Idle) -> String {
-    let mut out = String::new();
-    out.push_str(&format!(
-        "{:<8} {:<26} {:>10} {:>11} {:>7}  {}\n",
-        "backend", "metric", "weft", "hand-built", "ratio", "target"
-    ));
+    let mut out = format!(
+        "{:<8} {:<22} {:>8} {:>11} {:>10} {:>11} {:>10}\n",
+        "backend", "metric", "weft", "hand-built", "ratio", "hand+masq", "ratio"
+    );
     for p in paths {
-        let (w, h) = (median(&p.weft_gbps), median(&p.hand_gbps));
-        out.push_str(&format!(
-            "{:<8} {:<26} {:>10.2} {:>11.2} {:>7.3}  >= 0.95 (weft/hand)\n",
-            p.backend.label(),
-            format!("TCP Gbit/s (median of {})", p.weft_gbps.len()),
-            w,
-            h,
-            w / h
-        ));
-        let (w, h) = (median(&p.weft_rtt_us), median(&p.hand_rtt_us));
-        out.push_str(&format!(
-            "{:<8} {:<26} {:>10.1} {:>11.1} {:>7.3}  >= 0.95 (hand/weft)\n",
-            p.backend.label(),
+        let row = |name: String, v: &[Vec<f64>; 3], higher_better: bool| {
+            let m: Vec<f64> = v.iter().map(|s| median(s)).collect();
+            let (w, h, n) = (
+                m.first().copied().unwrap_or(f64::NAN),
+                m.get(1).copied().unwrap_or(f64::NAN),
+                m.get(2).copied().unwrap_or(f64::NAN),
+            );
+            let ratio = |other: f64| if higher_better { w / other } else { other / w };
             format!(
-                "ping RTT us (median, {}x{})",
-                p.weft_rtt_us.len(),
-                args.pings
-            ),
-            w,
-            h,
-            h / w
+                "{:<8} {:<22} {:>8.2} {:>11.2} {:>10.3} {:>11.2} {:>10.3}\n",
+                p.backend.label(),
+                name,
+                w,
+                h,
+                ratio(h),
+                n,
+                ratio(n)
+            )
+        };
+        let rounds = p.gbps.first().map_or(0, Vec::len);
+        out.push_str(&row(format!("TCP Gbit/s (med of {rounds})"), &p.gbps, true));
+        out.push_str(&row(
+            format!("RTT us (med {rounds}x{})", args.pings),
+            &p.rtt_us,
+            false,
         ));
     }
+    out.push_str("ratios: throughput weft/other, RTT other/weft; target >= 0.95 vs hand-built\n");
     out.push_str(&format!(
         "weftd idle, {} pods on its node: VmRSS {:.1} MiB (target <= 30), CPU {:.2} % of a core over {} s\n",
         args.idle_pods,
