@@ -2,12 +2,14 @@
 //! - [`model`]: the wire types, deserialized from standard manifests;
 //! - [`validate`]: API-server validation into [`ValidatedPolicy`];
 //! - [`inventory`]: namespaces, pods and nodes the policies are evaluated against;
+//! - [`k8s`]: Pod, Namespace and NetworkPolicy objects (JSON) into that inventory;
 //! - [`eval`]: the reference evaluator ("is this packet allowed, and why?");
 //! - [`nft`]: compilation into one weft-owned nftables table, as data plus rendered text.
 
 pub mod eval;
 pub mod inventory;
 pub mod ipblock;
+pub mod k8s;
 pub mod model;
 pub mod nft;
 pub mod selector;
