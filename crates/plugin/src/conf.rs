@@ -2,11 +2,13 @@
 //! parsed from the same request bytes as the common `NetConf`, then validated into `MainConf`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::PluginError;
+use crate::policy_claim::{self, ClaimTarget};
 
 /// How a pod is wired to the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -36,6 +38,10 @@ struct RawMainConf {
     macspoofchk: bool,
     /// Path of a node-local facts file written by `weftd` (subnets, MTU); optional.
     node_config: Option<PathBuf>,
+    /// weftd's policy claim socket; optional.
+    policy_socket: Option<PathBuf>,
+    /// How long ADD waits for weftd's answer to the claim.
+    policy_timeout_ms: Option<u64>,
 }
 
 /// The validated main-plugin configuration.
@@ -63,6 +69,9 @@ pub struct MainConf {
     pub macspoofchk: bool,
     /// Node-local facts file written by `weftd`.
     pub node_config: Option<PathBuf>,
+    /// Where ADD claims the pod's addresses before wiring it (`policySocket`,
+    /// `policyTimeoutMs`); `None` = no claim.
+    pub policy: Option<ClaimTarget>,
 }
 
 /// Default bridge name, as the reference plugin uses.
@@ -91,6 +100,7 @@ impl MainConf {
                 "mtu {mtu} is out of range (68..=65535, or 0 for the kernel default)"
             )));
         }
+        let policy = policy_target(r.policy_socket, r.policy_timeout_ms)?;
         Ok(MainConf {
             mode,
             bridge,
@@ -104,8 +114,31 @@ impl MainConf {
             promisc_mode: r.promisc_mode,
             macspoofchk: r.macspoofchk,
             node_config: r.node_config,
+            policy,
         })
     }
+}
+
+fn policy_target(
+    socket: Option<PathBuf>,
+    timeout_ms: Option<u64>,
+) -> Result<Option<ClaimTarget>, PluginError> {
+    let timeout_ms = timeout_ms.unwrap_or(policy_claim::DEFAULT_TIMEOUT_MS);
+    if timeout_ms == 0 {
+        return Err(PluginError::config(
+            "policyTimeoutMs must be at least 1 (it bounds the wait for weftd)",
+        ));
+    }
+    let Some(socket) = socket else {
+        return Ok(None);
+    };
+    if socket.as_os_str().is_empty() {
+        return Err(PluginError::config("policySocket is empty"));
+    }
+    Ok(Some(ClaimTarget {
+        socket,
+        timeout: Duration::from_millis(timeout_ms),
+    }))
 }
 
 /// Interface names become kernel link names: at most 15 bytes, no `/`, `:` or whitespace.
@@ -168,5 +201,23 @@ mod tests {
             MainConf::from_value(&json!({"mode": "ptp", "foo": {"bar": 1}, "mtu": 1400})).unwrap();
         assert_eq!(c.mode, Mode::Ptp);
         assert_eq!(c.mtu, Some(1400));
+    }
+
+    #[test]
+    fn policy_socket_and_timeout() {
+        let c = MainConf::from_value(&json!({"type": "weft"})).unwrap();
+        assert!(c.policy.is_none());
+        let c = MainConf::from_value(&json!({"policySocket": "/run/weft/policy.sock"})).unwrap();
+        let p = c.policy.unwrap();
+        assert_eq!(p.socket, PathBuf::from("/run/weft/policy.sock"));
+        assert_eq!(p.timeout, Duration::from_millis(10_000));
+        let c =
+            MainConf::from_value(&json!({"policySocket": "/s", "policyTimeoutMs": 250})).unwrap();
+        assert_eq!(c.policy.unwrap().timeout, Duration::from_millis(250));
+        assert!(
+            MainConf::from_value(&json!({"policySocket": "/s", "policyTimeoutMs": 0})).is_err()
+        );
+        assert!(MainConf::from_value(&json!({"policySocket": ""})).is_err());
+        assert!(MainConf::from_value(&json!({"policyTimeoutMs": -1})).is_err());
     }
 }

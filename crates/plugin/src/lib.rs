@@ -4,7 +4,7 @@
 //!
 //! Flow of an ADD: `skel` validates env and config → `conf` parses the plugin fields →
 //! `ipam` reserves addresses (in-process or delegated) → `plan` computes the desired state
-//! as data → `apply` carries it out → the result is converted to the request's version.
+//! as data → `policy_claim` waits for weftd's rules → `apply` carries it out → the result is converted to the request's version.
 
 pub mod apply;
 pub mod conf;
@@ -18,6 +18,7 @@ pub mod naming;
 pub mod nft_apply;
 pub mod node_config;
 pub mod plan;
+pub mod policy_claim;
 pub mod skel;
 pub mod sysctl;
 pub mod weft;

@@ -11,6 +11,7 @@ use crate::ipam::{IpamBackend, IpamOutcome};
 use crate::macspoof;
 use crate::masq;
 use crate::plan::{AttachmentPlan, plan_attachment};
+use crate::policy_claim::{self, Claim};
 use crate::skel::Request;
 use crate::sysctl;
 
@@ -32,6 +33,10 @@ pub(super) fn add(req: &Request) -> Result<CniResult, PluginError> {
             return Err(e);
         }
     };
+    if let Err(e) = claim_for_policy(req, &conf, &outcome) {
+        let _ = backend.del(req);
+        return Err(e);
+    }
     match wire(&plan, &mut node, &mut pod, &pod_ns, mac) {
         Ok(wired) => Ok(result(req, &conf, &plan, &wired, &outcome)),
         Err(e) => {
@@ -47,6 +52,31 @@ pub(super) fn add(req: &Request) -> Result<CniResult, PluginError> {
             Err(e)
         }
     }
+}
+
+/// The addresses are chosen but not yet reachable: weftd must have the pod's rules in the
+/// kernel before the first interface exists. Only Kubernetes pods are claimed (weftd maps
+/// addresses to pod objects).
+fn claim_for_policy(
+    req: &Request,
+    conf: &MainConf,
+    outcome: &IpamOutcome,
+) -> Result<(), PluginError> {
+    let args = &req.env.args;
+    let (Some(target), Some(namespace), Some(name)) = (
+        &conf.policy,
+        args.k8s_pod_namespace.as_deref(),
+        args.k8s_pod_name.as_deref(),
+    ) else {
+        return Ok(());
+    };
+    let claim = Claim {
+        namespace,
+        name,
+        container_id: req.container_id(),
+        ips: outcome.addrs.iter().map(|a| a.address.addr()).collect(),
+    };
+    policy_claim::send(target, &claim).map_err(|e| policy_claim::to_plugin_error(target, &e))
 }
 
 fn wire(
