@@ -23,8 +23,8 @@ const SCRIPT: &str = r#"
 set -e
 # Every background process has its output detached (so it never holds our stdout open),
 # is killed by pid at the end, and gives up by itself after a few seconds anyway.
-unshare --net sleep 15 >/dev/null 2>&1 & A=$!
-unshare --net sleep 15 >/dev/null 2>&1 & B=$!
+unshare --net sleep 30 >/dev/null 2>&1 & A=$!
+unshare --net sleep 30 >/dev/null 2>&1 & B=$!
 PIDS="$A $B"
 sleep 0.3
 ip link add va type veth peer name eth0 netns $A
@@ -46,6 +46,9 @@ for P in $A:1 $B:2; do
     nsenter --net=/proc/$pid/ns/net ping -6 -c1 -W1 fd10::$n:fe >/dev/null 2>&1 && break
     sleep 0.2
   done
+  # The node resolves the pod's IPv4 neighbour now, so the first probe does not spend
+  # its short connect timeout on ARP (node-to-pod is `output`, untouched by the table).
+  ping -c1 -W1 10.10.$n.1 >/dev/null 2>&1 || true
 done
 nft -f "$RULES"
 SERVER='
@@ -57,7 +60,7 @@ while True:
 '
 CLIENT='
 import socket,sys
-s=socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.0); assert s.recv(2)==b"hi"
+s=socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1.5); assert s.recv(2)==b"hi"
 '
 for pid in $A $B; do for port in 80 81; do
   nsenter --net=/proc/$pid/ns/net python3 -c "$SERVER" $port >/dev/null 2>&1 &
@@ -67,7 +70,7 @@ sleep 0.5
 set +e
 while read from ip port; do
   eval pid=\$$from
-  if nsenter --net=/proc/$pid/ns/net timeout 2 python3 -c "$CLIENT" $ip $port 2>/dev/null; then r=allowed; else r=denied; fi
+  if nsenter --net=/proc/$pid/ns/net timeout 4 python3 -c "$CLIENT" $ip $port 2>/dev/null; then r=allowed; else r=denied; fi
   echo "$from $ip $port $r"
 done <<PROBES
 $PROBES

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::*;
-use weft_policy::nft::{ElementOp, Ident, compile, element_delta};
+use weft_policy::nft::{ElementOp, Ident, compile, compile_with_quarantine, element_delta};
 
 const POLICIES: [&str; 3] = [
     "metadata: {name: web, namespace: x}\nspec:\n  podSelector: {matchLabels: {pod: a}}\n  ingress:\n  - from:\n    - namespaceSelector: {matchLabels: {ns: y}}\n      podSelector: {matchLabels: {pod: b}}\n    - ipBlock: {cidr: 172.16.0.0/12, except: [172.16.5.0/24]}\n    ports: [{port: serve-80-tcp}, {port: 81, endPort: 90, protocol: UDP}]",
@@ -155,7 +155,10 @@ fn nft_in_throwaway_netns(scripts: &[String]) -> Result<String, String> {
         ));
     }
     shell.push_str("nft list table inet weft_policy\n");
-    let dir = std::env::temp_dir().join(format!("weft-policy-nft-{}", std::process::id()));
+    // One directory per call: tests run in parallel and each removes its own at the end.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("weft-policy-nft-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let mut child = Command::new("unshare")
         .args(["--net", "sh", "-s"])
@@ -226,4 +229,28 @@ fn kernel_accepts_full_ruleset_and_deltas() {
     assert!(listed.contains("fd10::1:9 : jump wp_c_"), "{listed}");
     // An empty cluster renders a valid (empty) table too.
     nft_in_throwaway_netns(&[compile(&base_cluster(), "n1").render()]).unwrap();
+}
+
+#[test]
+fn kernel_accepts_quarantine_and_its_lifting() {
+    assert!(
+        kernel_available(),
+        "this test needs root, nft and unshare (scripts/install-deps.sh)"
+    );
+    let c = with(&POLICIES);
+    let quarantined = ["10.10.1.77".parse().unwrap(), "fd10::1:77".parse().unwrap()];
+    let plain = compile(&c, "n1");
+    let q = compile_with_quarantine(&c, "n1", &quarantined);
+    let on = element_delta(&plain, &q).expect("elements only");
+    let listed = nft_in_throwaway_netns(&[plain.render(), on.render()])
+        .unwrap_or_else(|e| panic!("nft rejected the quarantine:\n{e}"));
+    assert!(listed.contains("ip saddr @wp_quarantine4 drop"), "{listed}");
+    assert!(listed.contains("10.10.1.77"), "{listed}");
+    let off = element_delta(&q, &plain).expect("elements only");
+    let listed = nft_in_throwaway_netns(&[q.render(), off.render()])
+        .unwrap_or_else(|e| panic!("nft rejected lifting the quarantine:\n{e}"));
+    assert!(
+        !listed.contains("10.10.1.77") && !listed.contains("fd10::1:77"),
+        "{listed}"
+    );
 }

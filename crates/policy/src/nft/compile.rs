@@ -17,27 +17,16 @@ use crate::validate::ValidatedPolicy;
 /// Compiles the policies that protect the pods of `node`. Peer sets cover pods on every
 /// node (a peer may be remote); the verdict maps hold only `node`'s pods.
 pub fn compile(cluster: &Cluster, node: &str) -> Ruleset {
+    compile_with_quarantine(cluster, node, &[])
+}
+
+/// [`compile`], plus addresses `node` must cut off in both directions: a pod that claimed
+/// them is not known yet, so no policy can be evaluated for it (sets `wp_quarantine4/6`,
+/// checked before anything else in the forward chain).
+pub fn compile_with_quarantine(cluster: &Cluster, node: &str, quarantined: &[IpAddr]) -> Ruleset {
     let mut b = Builder::default();
-    for family in [Family::V4, Family::V6] {
-        let ranges = cluster
-            .node_ips(node)
-            .iter()
-            .map(|ip| AddrRange::single(*ip))
-            .collect();
-        let name = Ident::fixed(if family == Family::V4 {
-            "wp_node4"
-        } else {
-            "wp_node6"
-        });
-        b.sets.insert(
-            name.clone(),
-            AddrSet {
-                name,
-                family,
-                elements: normalize(family, ranges),
-            },
-        );
-    }
+    b.fixed_sets("wp_node4", "wp_node6", cluster.node_ips(node));
+    b.fixed_sets("wp_quarantine4", "wp_quarantine6", quarantined);
     for pod in cluster.pods.iter().filter(|p| p.node == node) {
         for direction in [Direction::Egress, Direction::Ingress] {
             let mut policies = isolating_policies(cluster, pod, direction);
@@ -117,6 +106,22 @@ struct Builder {
 }
 
 impl Builder {
+    /// One always-present interval set per family holding `ips` of that family.
+    fn fixed_sets(&mut self, v4: &'static str, v6: &'static str, ips: &[IpAddr]) {
+        for (family, name) in [(Family::V4, v4), (Family::V6, v6)] {
+            let ranges = ips.iter().map(|ip| AddrRange::single(*ip)).collect();
+            let name = Ident::fixed(name);
+            self.sets.insert(
+                name.clone(),
+                AddrSet {
+                    name,
+                    family,
+                    elements: normalize(family, ranges),
+                },
+            );
+        }
+    }
+
     fn compile_rule(&mut self, ctx: &RuleCtx<'_>, rule: &RuleView<'_>) -> Vec<Rule> {
         let (groups, named) = port_groups(ctx, rule);
         let mut out = Vec::new();
@@ -372,5 +377,126 @@ fn protocol_of(l4: L4) -> Protocol {
         L4::Tcp => Protocol::Tcp,
         L4::Udp => Protocol::Udp,
         L4::Sctp => Protocol::Sctp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Node;
+    use crate::model::NetworkPolicy;
+    use crate::nft::{ElementOp, element_delta};
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn pod(name: &str, addr: &str) -> Pod {
+        Pod {
+            namespace: "x".into(),
+            name: name.into(),
+            labels: [("pod".to_string(), name.to_string())].into(),
+            ips: vec![ip(addr)],
+            node: "n1".into(),
+            ports: Vec::new(),
+        }
+    }
+
+    /// x/a is isolated for ingress and admits x/b only; x/c is not isolated at all.
+    fn cluster() -> Cluster {
+        let policy: NetworkPolicy = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "only-b", "namespace": "x"},
+            "spec": {"podSelector": {"matchLabels": {"pod": "a"}},
+                     "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}]}]}
+        }))
+        .unwrap();
+        Cluster {
+            pods: vec![
+                pod("a", "10.1.0.1"),
+                pod("b", "10.1.0.2"),
+                pod("c", "10.1.0.3"),
+            ],
+            nodes: vec![Node {
+                name: "n1".into(),
+                ips: vec![ip("10.0.0.1")],
+            }],
+            policies: vec![policy.validate().unwrap()],
+            ..Cluster::default()
+        }
+    }
+
+    fn set<'a>(rs: &'a Ruleset, name: &str) -> &'a AddrSet {
+        rs.sets.iter().find(|s| s.name.as_str() == name).unwrap()
+    }
+
+    #[test]
+    fn quarantine_sets_always_exist_and_hold_their_family() {
+        let plain = compile(&cluster(), "n1");
+        assert!(set(&plain, "wp_quarantine4").elements.is_empty());
+        assert!(set(&plain, "wp_quarantine6").elements.is_empty());
+        let q = compile_with_quarantine(&cluster(), "n1", &[ip("10.1.0.9"), ip("fd00::9")]);
+        assert_eq!(
+            set(&q, "wp_quarantine4").elements,
+            vec![AddrRange::single(ip("10.1.0.9"))]
+        );
+        assert_eq!(
+            set(&q, "wp_quarantine6").elements,
+            vec![AddrRange::single(ip("fd00::9"))]
+        );
+    }
+
+    #[test]
+    fn quarantined_address_is_cut_off_both_ways_before_any_policy() {
+        let c = cluster();
+        let (b, c_ip, node) = (ip("10.1.0.2"), ip("10.1.0.3"), ip("10.0.0.1"));
+        let plain = compile(&c, "n1");
+        assert!(plain.simulate(b, ip("10.1.0.1"), L4::Tcp, 80));
+        assert!(plain.simulate(b, c_ip, L4::Tcp, 80));
+        // x/c is isolated by nothing, and b is an allowed peer of x/a: still cut off.
+        let q = compile_with_quarantine(&c, "n1", &[c_ip, b]);
+        assert!(!q.simulate(b, ip("10.1.0.1"), L4::Tcp, 80));
+        assert!(!q.simulate(c_ip, ip("10.1.0.1"), L4::Udp, 53));
+        assert!(!q.simulate(ip("10.9.9.9"), c_ip, L4::Tcp, 80));
+        assert!(!q.simulate(node, c_ip, L4::Tcp, 80));
+        // Other traffic is as before.
+        assert!(q.simulate(ip("10.9.9.9"), ip("10.9.9.8"), L4::Tcp, 80));
+        assert!(!q.simulate(ip("10.9.9.9"), ip("10.1.0.1"), L4::Tcp, 80));
+    }
+
+    #[test]
+    fn quarantine_changes_are_element_only() {
+        let c = cluster();
+        let plain = compile(&c, "n1");
+        let q = compile_with_quarantine(&c, "n1", &[ip("10.1.0.9")]);
+        let delta = element_delta(&plain, &q).unwrap();
+        assert_eq!(
+            delta.ops,
+            vec![ElementOp::AddRange(
+                Ident::fixed("wp_quarantine4"),
+                AddrRange::single(ip("10.1.0.9"))
+            )]
+        );
+        let lift = element_delta(&q, &plain).unwrap();
+        assert!(
+            lift.render()
+                .contains("delete element inet weft_policy wp_quarantine4 { 10.1.0.9 }"),
+            "{}",
+            lift.render()
+        );
+    }
+
+    #[test]
+    fn rendered_chain_drops_quarantine_first() {
+        let text = compile_with_quarantine(&cluster(), "n1", &[ip("10.1.0.9")]).render();
+        assert!(text.contains(
+            "set wp_quarantine4 { type ipv4_addr; flags interval; elements = { 10.1.0.9 }; }"
+        ));
+        let drop4 = text.find("ip saddr @wp_quarantine4 drop").unwrap();
+        let drop6 = text.find("ip6 daddr @wp_quarantine6 drop").unwrap();
+        let ct = text.find("ct state established,related accept").unwrap();
+        let vmap = text.find("vmap @wp_egress4").unwrap();
+        assert!(drop4 < drop6 && drop6 < ct && ct < vmap, "{text}");
+        assert!(text.contains("ip daddr @wp_quarantine4 drop"));
+        assert!(text.contains("ip6 saddr @wp_quarantine6 drop"));
     }
 }

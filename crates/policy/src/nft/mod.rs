@@ -5,6 +5,7 @@
 //! ```text
 //! table inet weft_policy
 //!   set  wp_node4/6        this node's own addresses            (accepted: kubelet probes)
+//!   set  wp_quarantine4/6  addresses claimed by pods not known yet (dropped both ways)
 //!   set  wp_s4_<h>/6_<h>   peer addresses of one policy rule      (interval sets: pod IPs of
 //!                          the selected pods plus ipBlock cidr minus except, merged)
 //!   map  wp_egress4/6      local pod address -> jump wp_c_<h>     (egress-isolated pods)
@@ -13,8 +14,9 @@
 //!                          `ip saddr @wp_s4_<h> tcp dport { 80, 81 } accept` ..., then `drop`
 //!                          (egress chains `return` instead of `accept`, so the ingress
 //!                          side of the destination is still checked)
-//!   chain wp_forward       hook forward: ct established,related accept; node addresses
-//!                          accept; `ip saddr vmap @wp_egress4`; `ip daddr vmap @wp_ingress4`
+//!   chain wp_forward       hook forward: quarantined saddr/daddr drop; ct established,
+//!                          related accept; node addresses accept;
+//!                          `ip saddr vmap @wp_egress4`; `ip daddr vmap @wp_ingress4`
 //! ```
 //! A packet costs a constant number of hash lookups plus the rules of the one group chain
 //! of its pod: it does not grow with the number of pods or of policies elsewhere.
@@ -45,7 +47,7 @@ mod ranges;
 mod render;
 mod simulate;
 
-pub use compile::compile;
+pub use compile::{compile, compile_with_quarantine};
 pub use ident::{Ident, IdentError};
 pub use ranges::AddrRange;
 pub use render::{ElementDelta, ElementOp, element_delta};
@@ -153,8 +155,8 @@ pub struct Chain {
     pub rules: Vec<Rule>,
 }
 
-/// The whole table. The base chain `wp_forward`, the node sets and the four maps always
-/// exist (possibly empty), so their presence never forces a full reload.
+/// The whole table. The base chain `wp_forward`, the node and quarantine sets and the four
+/// maps always exist (possibly empty), so their presence never forces a full reload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruleset {
     /// Node address sets and peer sets, sorted by name.

@@ -133,12 +133,18 @@ impl Ruleset {
     }
 }
 
-/// The hook chain. Established/related first (replies and ICMP errors of allowed flows),
+/// The hook chain. Quarantined addresses first, in both directions and before conntrack:
+/// an address claimed by a pod weftd does not know yet may still have flows of its
+/// previous owner. Then established/related (replies and ICMP errors of allowed flows),
 /// then the node's own addresses (kubelet probes), then the source pod's egress group,
 /// then the destination pod's ingress group. Misses in the maps fall through to `accept`:
 /// pods no policy isolates are not filtered.
 const BASE_CHAIN: &str = "\tchain wp_forward {
 \t\ttype filter hook forward priority filter; policy accept;
+\t\tip saddr @wp_quarantine4 drop
+\t\tip daddr @wp_quarantine4 drop
+\t\tip6 saddr @wp_quarantine6 drop
+\t\tip6 daddr @wp_quarantine6 drop
 \t\tct state established,related accept
 \t\tip saddr @wp_node4 accept
 \t\tip6 saddr @wp_node6 accept

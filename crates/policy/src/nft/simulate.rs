@@ -15,8 +15,17 @@ enum Walk {
 
 impl Ruleset {
     /// Would the `forward` hook let a new connection from `src` to `dst` (same family)
-    /// on `l4`/`port` through? Established flows are not modelled: they are accepted first.
+    /// on `l4`/`port` through? Established flows are not modelled: they are accepted right
+    /// after the quarantine check.
     pub fn simulate(&self, src: IpAddr, dst: IpAddr, l4: L4, port: u16) -> bool {
+        let quarantine = if src.is_ipv4() {
+            "wp_quarantine4"
+        } else {
+            "wp_quarantine6"
+        };
+        if self.set_contains(quarantine, src) || self.set_contains(quarantine, dst) {
+            return false;
+        }
         if self.set_contains(
             if src.is_ipv4() {
                 "wp_node4"
