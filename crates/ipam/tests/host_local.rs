@@ -319,3 +319,14 @@ fn missing_ipam_or_empty_ranges() {
         );
     }
 }
+
+#[test]
+fn reserved_at_reports_when_an_address_was_reserved() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), json!({"subnet": "10.1.2.0/24"}));
+    let mut store = open_store(&cfg).unwrap();
+    let before = std::time::SystemTime::now() - std::time::Duration::from_secs(2);
+    let a = addr(&cfg, &mut store, "c1", "eth0");
+    assert!(store.reserved_at(a).unwrap().unwrap() >= before);
+    assert_eq!(store.reserved_at(ip("10.1.2.200")).unwrap(), None);
+}

@@ -107,6 +107,20 @@ impl DiskStore {
         &self.dir
     }
 
+    /// When the reservation of `ip` was written (`None`: not reserved). Operators' tools use
+    /// it to leave alone reservations of an ADD still in progress.
+    pub fn reserved_at(&self, ip: IpAddr) -> Result<Option<SystemTime>, StoreError> {
+        let path = self.ip_path(ip);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) => meta
+                .modified()
+                .map(Some)
+                .map_err(err(format!("stat {}", path.display()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::new(format!("stat {}", path.display()), e)),
+        }
+    }
+
     /// Paths are only ever built from parsed addresses, so they stay inside `dir`.
     fn ip_path(&self, ip: IpAddr) -> PathBuf {
         self.dir.join(ip.to_string())
