@@ -8,7 +8,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use weft_ctl::lab::cmd::{self, UpOptions};
 use weft_ctl::lab::state::{BackendKind, DEFAULT_LAB_DIR, DEFAULT_PREFIX, Proto, StoreKind};
-use weft_ctl::lab::{LabPaths, inspect, matrix, objects, responder};
+use weft_ctl::lab::{LabPaths, inspect, matrix, objects, responder, trace};
+use weft_ctl::policy;
 
 /// The weft command line.
 #[derive(Debug, Parser)]
@@ -79,6 +80,15 @@ impl UpArgs {
     }
 }
 
+/// Output format of `trace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    /// Lines for humans.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum LabCommand {
     /// Create the fabric, nodes, agents and pods.
@@ -132,6 +142,23 @@ enum LabCommand {
     },
     /// Up with 3 nodes and 2 pods each, the matrix, then down (always).
     Demo(UpArgs),
+    /// What the NetworkPolicies in the lab's store decide for FROM -> TO, and why;
+    /// exit 0 allowed, 1 denied.
+    Trace {
+        /// Source: `namespace/pod` or an IP address.
+        from: String,
+        /// Destination: `namespace/pod` or an IP address.
+        to: String,
+        /// Destination port.
+        #[arg(long)]
+        port: u16,
+        /// Protocol: tcp, udp or sctp.
+        #[arg(long, default_value = "tcp", value_parser = weft_ctl::policy::parse_protocol)]
+        protocol: weft_policy::Protocol,
+        /// Output format.
+        #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
+        output: OutputFormat,
+    },
     /// (internal) Serve probe responses on the given ports.
     #[command(hide = true)]
     Responder {
@@ -203,6 +230,23 @@ fn run(lab: LabArgs) -> Result<ExitCode> {
             Ok(verdict(m.all_allowed_without_nat()))
         }
         LabCommand::Demo(args) => cmd::demo(&paths, &args.options()).map(|()| ExitCode::SUCCESS),
+        LabCommand::Trace {
+            from,
+            to,
+            port,
+            protocol,
+            output,
+        } => {
+            let (cluster, t) = trace::trace(&paths, &from, &to, &protocol, port)?;
+            match output {
+                OutputFormat::Text => print!("{}", policy::render_trace(&cluster, &t)),
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&policy::trace_json(&cluster, &t))?
+                ),
+            }
+            Ok(verdict(t.verdict.allowed))
+        }
         LabCommand::Responder { ports } => {
             responder::run(&responder::parse_ports(&ports)?)?;
             Ok(ExitCode::SUCCESS)

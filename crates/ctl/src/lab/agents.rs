@@ -201,6 +201,92 @@ pub struct AgentStatus {
     /// Unix time of the last reconcile.
     #[serde(default)]
     pub last_reconcile: Option<u64>,
+    /// NetworkPolicy enforcement (absent with agents that do not enforce policies).
+    #[serde(default)]
+    pub policy: Option<PolicyStatus>,
+}
+
+/// The `policy` section of status.json (policy contract).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyStatus {
+    /// Enforcement on.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Highest datastore revision whose effect is in the kernel.
+    #[serde(default)]
+    pub revision: i64,
+    /// Last apply error, if any.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// How long `apply`/`delete` wait for every agent to enforce what they wrote.
+pub const POLICY_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether a node still has to catch up with `revision`: only agents that report an
+/// enabled `policy` section are waited for (older agents and disabled enforcement never
+/// report a revision).
+pub fn policy_lagging(status: Option<&AgentStatus>, revision: i64) -> Option<i64> {
+    match status.and_then(|s| s.policy.as_ref()) {
+        Some(p) if p.enabled && p.revision < revision => Some(p.revision),
+        _ => None,
+    }
+}
+
+/// Waits until every node's weftd has the effect of store revision `revision` in its
+/// kernel (status.json `policy.revision >= revision`), at most `timeout`; returns how many
+/// nodes enforce policies (0: nobody to wait for).
+pub fn wait_policy_revision(
+    paths: &LabPaths,
+    nodes: &[NodeState],
+    revision: i64,
+    timeout: Duration,
+) -> Result<usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut lagging = Vec::new();
+        for node in nodes {
+            let status = read_status(paths, &node.name);
+            if let Some(seen) = policy_lagging(status.as_ref(), revision) {
+                let error = status
+                    .and_then(|s| s.policy)
+                    .and_then(|p| p.error)
+                    .map(|e| format!(", policy error: {e}"))
+                    .unwrap_or_default();
+                lagging.push((node, seen, error));
+            }
+        }
+        let Some((node, seen, error)) = lagging.first() else {
+            let enforcing = nodes
+                .iter()
+                .filter_map(|n| read_status(paths, &n.name)?.policy)
+                .filter(|p| p.enabled)
+                .count();
+            return Ok(enforcing);
+        };
+        let dead = node.weftd_pid.is_some_and(|pid| !is_alive(pid));
+        if dead || Instant::now() >= deadline {
+            let names: Vec<String> = lagging
+                .iter()
+                .map(|(n, seen, _)| format!("{} at {seen}", n.name))
+                .collect();
+            let why = if dead {
+                "weftd exited".to_string()
+            } else {
+                format!("timed out after {}s", timeout.as_secs())
+            };
+            let log = NodeDirs::of(paths, &node.name).log();
+            bail!(
+                "policy revision {revision} not enforced on every node ({why}; {}{error}); weftd on {} applied up to {seen}; last lines of {}:\n{}",
+                names.join(", "),
+                node.name,
+                log.display(),
+                log_tail(&log, 15)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Reads a node's status.json, if present and parsable.
@@ -262,6 +348,19 @@ mod tests {
         assert_eq!(json["backend"]["type"], "host-gw");
         let v = serde_json::to_value(cluster_config(BackendKind::Vxlan, false).unwrap()).unwrap();
         assert_eq!(v["backend"]["port"], 4789);
+    }
+
+    #[test]
+    fn only_enabled_policy_sections_are_waited_for() {
+        let parse = |j: &str| serde_json::from_str::<AgentStatus>(j).unwrap();
+        let old = parse(r#"{"healthy":true}"#);
+        assert_eq!(policy_lagging(Some(&old), 5), None);
+        assert_eq!(policy_lagging(None, 5), None);
+        let off = parse(r#"{"policy":{"enabled":false,"revision":0}}"#);
+        assert_eq!(policy_lagging(Some(&off), 5), None);
+        let behind = parse(r#"{"policy":{"enabled":true,"revision":4,"appliedAtMs":1}}"#);
+        assert_eq!(policy_lagging(Some(&behind), 5), Some(4));
+        assert_eq!(policy_lagging(Some(&behind), 4), None);
     }
 
     #[test]

@@ -7,7 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use weft_datapath::{delete_named_netns, list_named_netns, named_netns_path};
 
-use super::agents::{NodeDirs, cluster_config, start_etcd, start_weftd, wait_healthy};
+use super::agents::{
+    NodeDirs, POLICY_SYNC_TIMEOUT, cluster_config, start_etcd, start_weftd, wait_healthy,
+    wait_policy_revision,
+};
 use super::fabric::{create_fabric, create_node, node_underlay_ip, node_underlay_ip6};
 use super::pods::{create_pod, pod_object};
 use super::procs::{netns_identity, pids_in_netns, process_netns, spawn_in_netns, stop_all};
@@ -213,24 +216,34 @@ fn build_lab(
         ),
         || {
             let nodes: Vec<NodeState> = state.nodes.clone();
+            let mut revision = None;
             for node in &nodes {
                 for i in 0..opts.pods_per_node {
                     let name = format!("pod-{}-{i}", node.name);
                     let pod = new_pod(paths, "default", &name, &node.name, default_ports());
+                    // The object exists before CNI ADD, as the API server has it before the
+                    // kubelet creates the sandbox (policy contract), then gets its IPs.
+                    let put = |pod: &PodState| {
+                        let object = pod_object(pod, None, Some(node.underlay_ip.into()));
+                        store::apply(
+                            paths,
+                            state.store,
+                            vec![StoreOp::Put {
+                                kind: "pods",
+                                key: pod.key(),
+                                value: object,
+                            }],
+                        )
+                    };
+                    put(&pod)?;
                     let pod = create_pod(paths, state, pod, weftctl)?;
-                    let object = pod_object(&pod, None, Some(node.underlay_ip.into()));
                     state.pods.push(pod.clone());
                     state.save(paths)?;
-                    store::apply(
-                        paths,
-                        state.store,
-                        vec![StoreOp::Put {
-                            kind: "pods",
-                            key: pod.key(),
-                            value: object,
-                        }],
-                    )?;
+                    revision = put(&pod)?.max(revision);
                 }
+            }
+            if let Some(revision) = revision {
+                wait_policy_revision(paths, &state.nodes, revision, POLICY_SYNC_TIMEOUT)?;
             }
             Ok(())
         },

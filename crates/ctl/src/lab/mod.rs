@@ -19,5 +19,6 @@ pub mod procs;
 pub mod responder;
 pub mod state;
 pub mod store;
+pub mod trace;
 
 pub use state::{LabPaths, LabState};

@@ -122,7 +122,7 @@ pub fn result_ips(result: &Value) -> Vec<IpAddr> {
 }
 
 /// The Kubernetes Pod object stored for weftd: the manifest as written (or a synthesised
-/// one) with `spec.nodeName` and `status.podIPs` filled in.
+/// one) with `spec.nodeName`, the record's labels, and `status.podIPs` once it has IPs.
 pub fn pod_object(pod: &PodState, raw: Option<&Value>, host_ip: Option<IpAddr>) -> Value {
     let mut object = raw.cloned().unwrap_or_else(|| {
         let ports: Vec<Value> = pod
@@ -140,13 +140,17 @@ pub fn pod_object(pod: &PodState, raw: Option<&Value>, host_ip: Option<IpAddr>) 
     if let Some(map) = object.as_object_mut() {
         let meta = map.entry("metadata").or_insert_with(|| json!({}));
         meta["namespace"] = json!(pod.namespace);
+        meta["labels"] = json!(pod.labels);
         let spec = map.entry("spec").or_insert_with(|| json!({}));
         spec["nodeName"] = json!(pod.node);
-        let pod_ips: Vec<Value> = pod.ips.iter().map(|ip| json!({"ip": ip})).collect();
-        map.insert(
-            "status".into(),
-            json!({"phase": "Running", "podIP": pod.ips.first(), "podIPs": pod_ips, "hostIP": host_ip}),
-        );
+        // Before CNI ADD the API server has no IPs for the pod yet (phase Pending).
+        let status = if pod.ips.is_empty() {
+            json!({"phase": "Pending", "hostIP": host_ip})
+        } else {
+            let pod_ips: Vec<Value> = pod.ips.iter().map(|ip| json!({"ip": ip})).collect();
+            json!({"phase": "Running", "podIP": pod.ips.first(), "podIPs": pod_ips, "hostIP": host_ip})
+        };
+        map.insert("status".into(), status);
     }
     object
 }
@@ -188,6 +192,12 @@ mod tests {
         assert_eq!(o["spec"]["nodeName"], "node1");
         assert_eq!(o["status"]["podIPs"][0]["ip"], "10.244.1.2");
         assert_eq!(o["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+        let mut pending = pod();
+        pending.ips.clear();
+        let o = pod_object(&pending, None, None);
+        assert_eq!(o["status"]["phase"], "Pending");
+        assert!(o["status"].get("podIPs").is_none(), "{o}");
+        assert_eq!(o["metadata"]["labels"]["app"], "web");
     }
 
     #[test]

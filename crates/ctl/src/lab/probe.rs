@@ -2,7 +2,7 @@
 //! including the source address the receiver saw (no NAT means it equals ours).
 
 use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::path::Path;
 use std::time::Duration;
 
@@ -41,17 +41,33 @@ impl ProbeResult {
 
 /// Probes `target` from inside the namespace at `netns`.
 pub fn probe(netns: &Path, target: SocketAddr, protocol: Proto) -> Result<ProbeResult> {
-    let ns = NetnsFd::open(netns)?;
-    let result = run_in_netns(&ns, || match protocol {
-        Proto::Tcp => probe_tcp(target),
-        Proto::Udp => probe_udp(target),
+    probe_with_timeout(&NetnsFd::open(netns)?, target, protocol, PROBE_TIMEOUT)
+}
+
+/// Probes `target` from inside `ns`, waiting at most `timeout` for the connection and
+/// again for the reply.
+pub fn probe_with_timeout(
+    ns: &NetnsFd,
+    target: SocketAddr,
+    protocol: Proto,
+    timeout: Duration,
+) -> Result<ProbeResult> {
+    let result = run_in_netns(ns, || match protocol {
+        Proto::Tcp => probe_tcp(target, timeout),
+        Proto::Udp => probe_udp(target, timeout),
     })?;
     Ok(result)
 }
 
-fn probe_tcp(target: SocketAddr) -> ProbeResult {
+/// A TCP connection made from inside `ns` (the socket stays in that namespace).
+pub fn connect_in(ns: &NetnsFd, target: SocketAddr, timeout: Duration) -> Result<TcpStream> {
+    let stream = run_in_netns(ns, || TcpStream::connect_timeout(&target, timeout))??;
+    Ok(stream)
+}
+
+fn probe_tcp(target: SocketAddr, timeout: Duration) -> ProbeResult {
     let mut result = denied(target, None, String::new());
-    let mut stream = match TcpStream::connect_timeout(&target, PROBE_TIMEOUT) {
+    let mut stream = match TcpStream::connect_timeout(&target, timeout) {
         Ok(s) => s,
         Err(e) => {
             result.error = Some(e.to_string());
@@ -59,7 +75,9 @@ fn probe_tcp(target: SocketAddr) -> ProbeResult {
         }
     };
     result.source = stream.local_addr().ok().map(|a| a.ip().to_canonical());
-    let _ = stream.set_read_timeout(Some(PROBE_TIMEOUT));
+    // The responder echoes until we close our side; the peer line is all a probe needs.
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(timeout));
     let mut reply = String::new();
     let _ = stream.read_to_string(&mut reply);
     result.allowed = true;
@@ -68,7 +86,7 @@ fn probe_tcp(target: SocketAddr) -> ProbeResult {
     result
 }
 
-fn probe_udp(target: SocketAddr) -> ProbeResult {
+fn probe_udp(target: SocketAddr, timeout: Duration) -> ProbeResult {
     let local: IpAddr = match target {
         SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
@@ -76,7 +94,7 @@ fn probe_udp(target: SocketAddr) -> ProbeResult {
     let attempt = || -> std::io::Result<ProbeResult> {
         let socket = UdpSocket::bind((local, 0))?;
         socket.connect(target)?;
-        socket.set_read_timeout(Some(PROBE_TIMEOUT))?;
+        socket.set_read_timeout(Some(timeout))?;
         let source = socket.local_addr()?.ip();
         socket.send(b"weftlab-probe")?;
         let mut buf = [0u8; 1500];

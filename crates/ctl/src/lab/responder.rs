@@ -1,9 +1,10 @@
 //! The pod responder (`weftctl lab responder --ports 80/TCP,80/UDP`): TCP accepts, writes
-//! the peer address it saw and closes; UDP echoes the datagram with the peer address. The
+//! the peer address it saw, then echoes until the client closes; UDP echoes the datagram with the peer address. The
 //! peer address is what lets a probe prove that no NAT happened on the way.
 
-use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -86,11 +87,36 @@ fn bind_udp(port: u16) -> Result<UdpSocket> {
         .with_context(|| format!("bind {port}/UDP"))
 }
 
+/// How long an idle connection is kept open.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
 fn serve_tcp(listener: &TcpListener) {
     for conn in listener.incoming() {
-        let Ok(mut conn) = conn else { continue };
-        if let Ok(peer) = conn.peer_addr() {
-            let _ = conn.write_all(peer_line(peer).as_bytes());
+        let Ok(conn) = conn else { continue };
+        // A thread per connection: long-lived connections (the policy update tests keep one
+        // open across rule changes) must not block new ones.
+        std::thread::spawn(move || serve_connection(conn));
+    }
+}
+
+/// Writes the peer line, then echoes what the client sends until it shuts its side down
+/// (a probe does so at once).
+fn serve_connection(mut conn: TcpStream) {
+    let Ok(peer) = conn.peer_addr() else { return };
+    if conn.write_all(peer_line(peer).as_bytes()).is_err() {
+        return;
+    }
+    let _ = conn.set_read_timeout(Some(IDLE_TIMEOUT));
+    let mut buf = [0u8; 1500];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                let Some(data) = buf.get(..n) else { return };
+                if conn.write_all(data).is_err() {
+                    return;
+                }
+            }
         }
     }
 }
