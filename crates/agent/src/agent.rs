@@ -19,6 +19,7 @@ use crate::files::{Paths, Status};
 use crate::kernel::{Converged, Kernel, Underlay};
 use crate::membership::{Membership, same_record};
 use crate::peers::PeerView;
+use crate::status::StatusBoard;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
@@ -34,12 +35,17 @@ pub async fn run(args: Args) -> Result<()> {
     let pod_mtu = derive_mtu(&cfg, underlay.mtu, underlay.primary.addr().is_ipv6())?;
     tracing::info!(node = %args.node_name, underlay = %underlay.primary, pod_mtu, "starting");
     let store = open_store(&args).await;
+    let paths = Paths {
+        run_dir: args.run_dir.clone(),
+        cni_conf_dir: args.cni_conf_dir.clone(),
+        ipam_data_dir: args.ipam_data_dir.clone(),
+        policy_socket: args.network_policy.then(|| args.policy_socket()),
+    };
+    let status = Arc::new(StatusBoard::new(paths.clone()));
+    start_policy(&args, &store, &status).await;
     let mut agent = Agent {
-        paths: Paths {
-            run_dir: args.run_dir.clone(),
-            cni_conf_dir: args.cni_conf_dir.clone(),
-            ipam_data_dir: args.ipam_data_dir.clone(),
-        },
+        paths,
+        status,
         local: local_record(&args.node_name, &underlay),
         args,
         cfg,
@@ -55,6 +61,24 @@ pub async fn run(args: Args) -> Result<()> {
         backoff: MIN_BACKOFF,
     };
     agent.main_loop().await
+}
+
+/// NetworkPolicy runs as its own task; with `--network-policy false` its leftovers go.
+async fn start_policy(args: &Args, store: &Arc<dyn Datastore>, status: &Arc<StatusBoard>) {
+    if !args.network_policy {
+        crate::policy::disable(&args.policy_socket(), status).await;
+        return;
+    }
+    let cfg = crate::policy::PolicyConfig {
+        node: args.node_name.clone(),
+        socket: args.policy_socket(),
+        resync: args.resync(),
+    };
+    tokio::spawn(crate::policy::run(
+        cfg,
+        Arc::clone(store),
+        Arc::clone(status),
+    ));
 }
 
 /// The underlay may come up after weftd (boot order, a lab still wiring): wait for it.
@@ -115,6 +139,7 @@ struct Agent {
     args: Args,
     cfg: ClusterConfig,
     paths: Paths,
+    status: Arc<StatusBoard>,
     kernel: Arc<Mutex<Kernel>>,
     underlay: Underlay,
     pod_mtu: u32,
@@ -365,8 +390,9 @@ impl Agent {
             underlay_ip: self.local.underlay_ip,
             backend: self.cfg.backend,
             error: self.errors.summary(),
+            policy: None,
         };
-        if let Err(e) = self.paths.write_status(&status) {
+        if let Err(e) = self.status.set_routing(status) {
             tracing::warn!(error = format!("{e:#}"), "cannot write status");
         }
     }

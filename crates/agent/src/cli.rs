@@ -6,6 +6,9 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use weft_store::StoreConfig;
 
+/// File name of the policy claim socket in the run dir.
+pub const POLICY_SOCKET: &str = "policy.sock";
+
 /// Which datastore to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StoreKind {
@@ -55,6 +58,10 @@ pub struct Args {
     /// TTL of the node's datastore lease in seconds (renewed every third of it).
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub lease_ttl_seconds: u64,
+    /// Enforce Kubernetes NetworkPolicy (table `inet weft_policy`, claim socket
+    /// `<run-dir>/policy.sock`). `false` removes the table and writes no `policySocket`.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub network_policy: bool,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     pub log_level: tracing::Level,
@@ -83,6 +90,11 @@ impl Args {
     pub fn lease_ttl(&self) -> Duration {
         Duration::from_secs(self.lease_ttl_seconds)
     }
+
+    /// The policy claim socket.
+    pub fn policy_socket(&self) -> PathBuf {
+        self.run_dir.join(POLICY_SOCKET)
+    }
 }
 
 #[cfg(test)]
@@ -109,6 +121,25 @@ mod tests {
         assert_eq!(a.run_dir, PathBuf::from("/run/weft"));
         assert_eq!(a.resync(), Duration::from_secs(10));
         assert!(matches!(a.store_config(), StoreConfig::Etcd { .. }));
+        assert!(a.network_policy);
+        assert_eq!(a.policy_socket(), PathBuf::from("/run/weft/policy.sock"));
+        let off = Args::try_parse_from([
+            "weftd",
+            "--node-name",
+            "n1",
+            "--store",
+            "embedded",
+            "--store-path",
+            "/s",
+            "--cluster-config",
+            "/c.json",
+            "--underlay-iface",
+            "eth0",
+            "--network-policy",
+            "false",
+        ])
+        .unwrap();
+        assert!(!off.network_policy);
         let missing_path = Args::try_parse_from([
             "weftd",
             "--node-name",

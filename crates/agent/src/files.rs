@@ -42,6 +42,9 @@ pub struct Status {
     /// What is wrong, if anything (datastore unreachable, refused peers, kernel errors).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// NetworkPolicy enforcement, filled in by [`crate::status::StatusBoard`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::status::PolicyStatus>,
 }
 
 /// Where the files go.
@@ -53,6 +56,8 @@ pub struct Paths {
     pub cni_conf_dir: PathBuf,
     /// IPAM data dir written into the conflist.
     pub ipam_data_dir: PathBuf,
+    /// The policy claim socket, written into the conflist when policy is enforced.
+    pub policy_socket: Option<PathBuf>,
 }
 
 impl Paths {
@@ -64,7 +69,12 @@ impl Paths {
     /// Writes node.json and the conflist for `local`.
     pub fn write_node_files(&self, local: &NodeLocalConfig) -> Result<()> {
         write_atomic(&self.node_json(), local.to_json()?.as_bytes())?;
-        let conflist = render_conflist(local, &self.node_json(), &self.ipam_data_dir);
+        let conflist = render_conflist(
+            local,
+            &self.node_json(),
+            &self.ipam_data_dir,
+            self.policy_socket.as_deref(),
+        );
         let text = serde_json::to_string_pretty(&conflist)? + "\n";
         write_atomic(&self.cni_conf_dir.join(CONFLIST), text.as_bytes())
     }
@@ -86,18 +96,21 @@ impl Paths {
 }
 
 /// The plugin's conflist as the cluster contract spells it. `ipMasq` is false because
-/// weftd masquerades pod traffic leaving the cluster itself.
-pub fn render_conflist(local: &NodeLocalConfig, node_json: &Path, ipam_data_dir: &Path) -> Value {
+/// weftd masquerades pod traffic leaving the cluster itself. `policySocket` (policy
+/// contract) makes the plugin claim a pod's addresses before it wires the pod.
+pub fn render_conflist(
+    local: &NodeLocalConfig,
+    node_json: &Path,
+    ipam_data_dir: &Path,
+    policy_socket: Option<&Path>,
+) -> Value {
     let mut subnets = local.subnets.clone();
     subnets.sort_by_key(|s| s.addr().is_ipv6());
     let ranges: Vec<Value> = subnets
         .iter()
         .map(|s| json!([{ "subnet": s.to_string() }]))
         .collect();
-    json!({
-        "cniVersion": "1.0.0",
-        "name": "weft",
-        "plugins": [{
+    let mut plugin = json!({
             "type": "weft",
             "mode": "bridge",
             "bridge": crate::desired::BRIDGE,
@@ -111,7 +124,17 @@ pub fn render_conflist(local: &NodeLocalConfig, node_json: &Path, ipam_data_dir:
                 "ranges": ranges,
                 "dataDir": ipam_data_dir.display().to_string(),
             }
-        }]
+    });
+    if let (Some(socket), Some(fields)) = (policy_socket, plugin.as_object_mut()) {
+        fields.insert(
+            "policySocket".into(),
+            Value::String(socket.display().to_string()),
+        );
+    }
+    json!({
+        "cniVersion": "1.0.0",
+        "name": "weft",
+        "plugins": [plugin]
     })
 }
 
@@ -154,6 +177,7 @@ mod tests {
             &local(&["fd00:10:244:1::/64", "10.244.1.0/24"]),
             Path::new("/run/weft/node.json"),
             Path::new("/var/lib/cni/networks"),
+            Some(Path::new("/run/weft/policy.sock")),
         );
         let p = &c["plugins"][0];
         assert_eq!(c["cniVersion"], "1.0.0");
@@ -166,6 +190,15 @@ mod tests {
         assert_eq!(p["ipam"]["ranges"][0][0]["subnet"], "10.244.1.0/24");
         assert_eq!(p["ipam"]["ranges"][1][0]["subnet"], "fd00:10:244:1::/64");
         assert_eq!(p["ipam"]["dataDir"], "/var/lib/cni/networks");
+        assert_eq!(p["policySocket"], "/run/weft/policy.sock");
+        let without = render_conflist(
+            &local(&["10.244.1.0/24"]),
+            Path::new("/run/weft/node.json"),
+            Path::new("/var/lib/cni/networks"),
+            None,
+        );
+        assert!(without["plugins"][0].get("policySocket").is_none());
+        assert_eq!(without["plugins"][0]["nodeConfig"], "/run/weft/node.json");
     }
 
     #[test]
@@ -175,6 +208,7 @@ mod tests {
             run_dir: dir.path().join("run"),
             cni_conf_dir: dir.path().join("net.d"),
             ipam_data_dir: dir.path().join("ipam"),
+            policy_socket: None,
         };
         assert!(paths.previous_subnets().is_empty());
         paths.write_node_files(&local(&["10.244.1.0/24"])).unwrap();

@@ -2,7 +2,8 @@
 //!
 //! Claims this node's pod subnets from the datastore, publishes how to reach them, and
 //! programs routes (vxlan or host-gw) to every other node's pods in the network namespace
-//! it runs in. See `/work/cluster-contract.md` for its command line and files.
+//! it runs in, and enforces NetworkPolicy there (`policy`). See `/work/cluster-contract.md`
+//! and `/work/policy-contract.md` for its command line and files.
 
 mod actual;
 mod agent;
@@ -12,6 +13,8 @@ mod files;
 mod kernel;
 mod membership;
 mod peers;
+mod policy;
+mod status;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,156 @@
+//! Getting a compiled ruleset into the kernel: the whole table (one atomic transaction
+//! replacing the old one) when chains or set names changed, else only the elements.
+
+use anyhow::{Context, Result, anyhow};
+use weft_datapath::nft::{apply_nft, nft_list_json};
+use weft_policy::nft::{Ruleset, TABLE, element_delta};
+
+/// What has to be sent to nft to get from the applied ruleset to the wanted one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The kernel has it already.
+    Unchanged,
+    /// Element changes only (`add/delete element` lines).
+    Elements(String),
+    /// The whole table (`add table; delete table; table {...}`).
+    Table(String),
+}
+
+/// The step from `applied` (what the kernel has, if known) to `wanted`.
+pub fn next_step(applied: Option<&Ruleset>, wanted: &Ruleset) -> Step {
+    match applied.map(|old| element_delta(old, wanted)) {
+        Some(Some(delta)) if delta.is_empty() => Step::Unchanged,
+        Some(Some(delta)) => Step::Elements(delta.render()),
+        _ => Step::Table(wanted.render()),
+    }
+}
+
+/// How an apply went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Nothing to do.
+    Unchanged,
+    /// Elements added or removed.
+    Elements,
+    /// The table was (re)loaded.
+    Table,
+}
+
+/// The table in weftd's namespace and what was last applied to it.
+#[derive(Debug, Default)]
+pub struct PolicyTable {
+    applied: Option<Ruleset>,
+}
+
+impl PolicyTable {
+    /// Brings the kernel to `wanted`. An element transaction that fails (someone removed
+    /// the table, or the kernel disagrees with what we think it has) falls back to the
+    /// whole table. On failure the kernel keeps its previous ruleset (nft transactions are
+    /// atomic) and the next call loads the whole table.
+    pub async fn apply(&mut self, wanted: &Ruleset) -> Result<Applied> {
+        let step = next_step(self.applied.as_ref(), wanted);
+        let outcome = match step {
+            Step::Unchanged => Applied::Unchanged,
+            Step::Elements(script) => match run_nft(script).await {
+                Ok(()) => Applied::Elements,
+                Err(e) => {
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "element update failed, reloading the table"
+                    );
+                    self.load_table(wanted).await?
+                }
+            },
+            Step::Table(_) => self.load_table(wanted).await?,
+        };
+        self.applied = Some(wanted.clone());
+        Ok(outcome)
+    }
+
+    async fn load_table(&mut self, wanted: &Ruleset) -> Result<Applied> {
+        self.applied = None;
+        run_nft(wanted.render())
+            .await
+            .context("apply policy table")?;
+        Ok(Applied::Table)
+    }
+
+    /// Makes the next apply load the whole table (used when the table went missing).
+    pub fn forget(&mut self) {
+        self.applied = None;
+    }
+
+    /// Whether anything was applied.
+    pub fn is_applied(&self) -> bool {
+        self.applied.is_some()
+    }
+}
+
+/// Whether table `inet weft_policy` exists in weftd's namespace.
+pub async fn table_present() -> bool {
+    tokio::task::spawn_blocking(|| nft_list_json(&["list", "table", "inet", TABLE], None).is_ok())
+        .await
+        .unwrap_or(false)
+}
+
+/// Removes table `inet weft_policy` if present (`--network-policy false`).
+pub async fn delete_table() -> Result<()> {
+    run_nft(format!(
+        "add table inet {TABLE}\ndelete table inet {TABLE}\n"
+    ))
+    .await
+    .context("delete policy table")
+}
+
+async fn run_nft(script: String) -> Result<()> {
+    tokio::task::spawn_blocking(move || apply_nft(&script, None))
+        .await
+        .map_err(|e| anyhow!("nft task: {e}"))?
+        .map_err(anyhow::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use weft_policy::nft::{compile, compile_with_quarantine};
+    use weft_policy::{Cluster, Pod};
+
+    use super::*;
+
+    #[test]
+    fn first_apply_and_structure_changes_load_the_table() {
+        let empty = compile(&Cluster::default(), "n1");
+        let Step::Table(text) = next_step(None, &empty) else {
+            panic!("first apply must load the table");
+        };
+        assert!(text.starts_with("add table inet weft_policy\ndelete table inet weft_policy\n"));
+        assert_eq!(next_step(Some(&empty), &empty), Step::Unchanged);
+        let q =
+            compile_with_quarantine(&Cluster::default(), "n1", &["10.244.1.9".parse().unwrap()]);
+        let Step::Elements(delta) = next_step(Some(&empty), &q) else {
+            panic!("quarantine is elements only");
+        };
+        assert_eq!(
+            delta,
+            "add element inet weft_policy wp_quarantine4 { 10.244.1.9 }\n"
+        );
+        let policy: weft_policy::NetworkPolicy = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "deny", "namespace": "x"}, "spec": {"podSelector": {}}
+        }))
+        .unwrap();
+        let cluster = Cluster {
+            pods: vec![Pod {
+                namespace: "x".into(),
+                name: "a".into(),
+                ips: vec!["10.244.1.5".parse().unwrap()],
+                node: "n1".into(),
+                ..Pod::default()
+            }],
+            policies: vec![policy.validate().unwrap()],
+            ..Cluster::default()
+        };
+        assert!(matches!(
+            next_step(Some(&q), &compile(&cluster, "n1")),
+            Step::Table(_)
+        ));
+    }
+}
