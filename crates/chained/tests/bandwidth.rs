@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use common::*;
 use serde_json::{Value, json};
-use weft_runtime::request_conf;
 use weft_testns::TestNs;
 
 fn bandwidth(extra: Value) -> Value {
@@ -109,32 +108,13 @@ fn shapes_both_directions_within_ten_percent_and_cleans_up() {
     assert!(links(&node).contains(&ifb));
     rt.check(&list, &att).unwrap();
 
-    let pod_ip = result["ips"][0]["address"]
-        .as_str()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let pod_ip = first_ip(&result);
     let into_pod = measure_rate(&pod, &node, &pod_ip, ingress as f64);
     let out_of_pod = measure_rate(&node, &pod, "10.90.0.1", egress as f64);
     eprintln!("measured: into pod {into_pod:.0} bit/s, out of pod {out_of_pod:.0} bit/s");
 
     // A repeated ADD of the plugin alone neither fails nor stacks a second filter.
-    let (_, again) = request_conf(&list, &list["plugins"][1], &att, Some(&result)).unwrap();
-    let out = rt
-        .exec_raw(
-            "weft-bandwidth",
-            "ADD",
-            Some(&att),
-            again.to_string().as_bytes(),
-        )
-        .unwrap();
-    assert_eq!(out.status, 0, "{}", String::from_utf8_lossy(&out.stdout));
-    assert_eq!(
-        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
-        result
-    );
+    assert_eq!(run_alone(&rt, &list, 1, "ADD", &att, Some(&result)), result);
     let host_veth = result["interfaces"][1]["name"].as_str().unwrap();
     let filters = node
         .exec(Command::new("tc").args(["filter", "show", "dev", host_veth, "ingress"]))

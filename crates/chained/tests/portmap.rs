@@ -200,19 +200,8 @@ fn hostports_reach_the_pod_from_everywhere_and_del_leaves_nothing() {
 
     // A repeated ADD of the plugin alone is accepted and changes nothing.
     let before = lab.nft_table();
-    let (_, again) = request_conf(&list, &list["plugins"][1], &att, Some(&result)).unwrap();
-    let out = lab
-        .rt
-        .exec_raw(
-            "weft-portmap",
-            "ADD",
-            Some(&att),
-            again.to_string().as_bytes(),
-        )
-        .unwrap();
-    assert_eq!(out.status, 0, "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(
-        serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        run_alone(&lab.rt, &list, 1, "ADD", &att, Some(&result)),
         result
     );
     assert_eq!(lab.nft_table(), before);
@@ -225,16 +214,7 @@ fn hostports_reach_the_pod_from_everywhere_and_del_leaves_nothing() {
     let (_, del) = request_conf(&list, &list["plugins"][1], &bare, None).unwrap();
     assert!(del.get("runtimeConfig").is_none() && del.get("prevResult").is_none());
     for _ in 0..2 {
-        let out = lab
-            .rt
-            .exec_raw(
-                "weft-portmap",
-                "DEL",
-                Some(&bare),
-                del.to_string().as_bytes(),
-            )
-            .unwrap();
-        assert_eq!(out.status, 0, "{}", String::from_utf8_lossy(&out.stdout));
+        run_alone(&lab.rt, &list, 1, "DEL", &bare, None);
     }
     let table = lab.nft_table();
     assert!(!table.contains("comment \"pm1 "), "{table}");

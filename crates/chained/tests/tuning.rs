@@ -10,7 +10,6 @@ mod common;
 
 use common::*;
 use serde_json::{Value, json};
-use weft_runtime::request_conf;
 use weft_testns::TestNs;
 
 fn tuning(data_dir: &std::path::Path, extra: Value) -> Value {
@@ -75,17 +74,7 @@ fn applies_checks_restores_and_is_idempotent() {
     rt.check(&list, &att).unwrap();
 
     // A repeated ADD of the plugin alone changes nothing and keeps the true originals.
-    let (_, again) = request_conf(&list, &list["plugins"][1], &att, Some(&result)).unwrap();
-    let out = rt
-        .exec_raw(
-            "weft-tuning",
-            "ADD",
-            Some(&att),
-            again.to_string().as_bytes(),
-        )
-        .unwrap();
-    assert_eq!(out.status, 0, "{}", String::from_utf8_lossy(&out.stdout));
-    let second: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let second = run_alone(&rt, &list, 1, "ADD", &att, Some(&result));
     assert_eq!(second, result);
 
     // CHECK notices drift.
@@ -99,19 +88,9 @@ fn applies_checks_restores_and_is_idempotent() {
     // DEL restores everything tuning changed (the bridge plugin runs after it).
     let tuning_only = conflist("tun", vec![list["plugins"][1].clone()]);
     let cached = rt.cached_result(&list, &att).unwrap();
-    let (_, del) = request_conf(
-        &tuning_only,
-        &tuning_only["plugins"][0],
-        &att,
-        Some(&cached),
-    )
-    .unwrap();
     let saved: Value =
         serde_json::from_slice(&std::fs::read(data.join("tun1_eth0.json")).unwrap()).unwrap();
-    let out = rt
-        .exec_raw("weft-tuning", "DEL", Some(&att), del.to_string().as_bytes())
-        .unwrap();
-    assert_eq!(out.status, 0);
+    run_alone(&rt, &tuning_only, 0, "DEL", &att, Some(&cached));
     let after = ip_link(&pod, "eth0");
     assert_eq!(after["address"], saved["mac"]);
     assert_ne!(after["address"], "02:00:00:00:00:02");

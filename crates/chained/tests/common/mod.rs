@@ -81,3 +81,33 @@ pub fn sysctl(ns: &TestNs, key: &str) -> String {
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
+
+/// Runs plugin `index` of `list` by itself with `command`, as the runtime would inside the
+/// chain (`prev` as prevResult), asserts it succeeded and returns what it printed (`null`
+/// for an empty answer, as DEL gives).
+pub fn run_alone(
+    rt: &Runtime,
+    list: &Value,
+    index: usize,
+    command: &str,
+    att: &Attachment,
+    prev: Option<&Value>,
+) -> Value {
+    let plugin = &list["plugins"][index];
+    let (_, conf) = weft_runtime::request_conf(list, plugin, att, prev).unwrap();
+    let kind = plugin["type"].as_str().unwrap();
+    let out = rt
+        .exec_raw(kind, command, Some(att), conf.to_string().as_bytes())
+        .unwrap();
+    assert_eq!(out.status, 0, "{}", String::from_utf8_lossy(&out.stdout));
+    if out.stdout.iter().all(u8::is_ascii_whitespace) {
+        return Value::Null;
+    }
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The first address of a CNI result, without its prefix length.
+pub fn first_ip(result: &Value) -> String {
+    let cidr = result["ips"][0]["address"].as_str().unwrap();
+    cidr.split('/').next().unwrap().to_string()
+}
