@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 [ "$(id -u)" = 0 ] || { echo "the test suite needs root (network namespaces)" >&2; exit 1; }
 cargo fmt --all --check
+scripts/validate-manifests.sh   # deploy/*.yaml against the Kubernetes 1.37 schemas, offline
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace --no-fail-fast
 leaked=$(ip netns list | grep -E '^weft-' || true)
