@@ -94,12 +94,10 @@ fn parse_pod(e: &Entry) -> Result<Pod, String> {
 }
 
 fn parse_policy(e: &Entry) -> Result<ValidatedPolicy, String> {
-    // Errors of validation do not name the object: prefix the key.
-    let parsed = policy_from_object(&e.key, &e.value).map_err(|x| match x {
-        weft_policy::k8s::ObjectError::Invalid(v) => format!("NetworkPolicy {}: {v}", e.key),
-        other => other.to_string(),
-    });
-    logged("networkpolicy", parsed)
+    logged(
+        "networkpolicy",
+        policy_from_object(&e.key, &e.value).map_err(|x| x.to_string()),
+    )
 }
 
 fn parse_node(e: &Entry) -> Result<NodeRecord, String> {
@@ -206,10 +204,10 @@ impl PolicyState {
     }
 
     fn forget_claim(&mut self, key: &str, pod: &Result<Pod, String>) {
-        if let Some((ns, name)) = pod_identity(key, pod) {
-            if self.claims.forget(&ns, &name) {
-                tracing::info!(pod = %key, "pod deleted: its claim is forgotten");
-            }
+        if let Some((ns, name)) = pod_identity(key, pod)
+            && self.claims.forget(&ns, &name)
+        {
+            tracing::info!(pod = %key, "pod deleted: its claim is forgotten");
         }
     }
 

@@ -21,6 +21,7 @@ use weft_datapath::{Netlink, NetnsFd, RouteSpec, VethSpec};
 use weft_testns::TestNs;
 
 pub mod etcd;
+pub mod policy;
 
 /// Route protocol weftd marks its routes with.
 pub const WEFT_PROTO: u8 = 87;
@@ -143,6 +144,8 @@ pub struct Cluster {
     pub ttl: u64,
     /// etcd client URL; `None`: the embedded store.
     pub etcd: Option<String>,
+    /// Extra weftd arguments for every start (e.g. `--network-policy false`).
+    pub extra_args: Vec<String>,
 }
 
 impl Cluster {
@@ -210,6 +213,7 @@ impl Cluster {
             config,
             ttl,
             etcd: None,
+            extra_args: Vec::new(),
         }
     }
 
@@ -261,6 +265,7 @@ impl Cluster {
             "--log-level".into(),
             "debug".into(),
         ]);
+        args.extend(self.extra_args.iter().cloned());
         let child = node.ns.run(|| {
             Command::new(bin)
                 .args(&args)
