@@ -4,6 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde_json::Value;
 
 use crate::error::StoreError;
@@ -54,4 +55,14 @@ pub trait Datastore: Send + Sync {
     /// Watches a kind: a [`crate::WatchEvent::Snapshot`] first, then changes. The watcher
     /// survives store outages and sends a fresh snapshot when it reconnects.
     fn watch<'a>(&'a self, kind: &'a str) -> StoreFuture<'a, WatchStream>;
+
+    /// Pod subnets assigned to `node` by the cluster itself rather than claimed through
+    /// [`crate::subnets`]: the Kubernetes datastore returns the Node's `spec.podCIDRs`
+    /// (set by kube-controller-manager `--allocate-node-cidrs`), and an error while the
+    /// Node has none yet (retry later). `None` (the default, embedded and etcd): claim
+    /// subnets with [`crate::subnets::claim_node_subnets_with_hints`].
+    fn assigned_subnets<'a>(&'a self, node: &'a str) -> StoreFuture<'a, Option<Vec<IpNet>>> {
+        let _ = node;
+        Box::pin(async { Ok(None) })
+    }
 }

@@ -42,6 +42,18 @@ pub enum StoreError {
     /// The etcd cluster could not be reached or refused the request.
     #[error("etcd: {0}")]
     Etcd(String),
+    /// The Kubernetes API server could not be reached, refused the request, or does not
+    /// have what was asked for yet (e.g. a Node without podCIDRs).
+    #[error("kubernetes: {0}")]
+    Kubernetes(String),
+    /// The datastore cannot do this (e.g. writing objects the Kubernetes API owns).
+    #[error("unsupported by the {store} datastore: {what}")]
+    Unsupported {
+        /// Which datastore.
+        store: &'static str,
+        /// What was asked.
+        what: String,
+    },
     /// No free subnet, or the configuration does not allow carving.
     #[error(transparent)]
     Carve(#[from] weft_cluster::CarveError),

@@ -116,6 +116,13 @@ impl WatchStream {
         WatchStream { rx }
     }
 
+    /// A stream fed by a datastore implemented outside this crate: send
+    /// [`WatchEvent::Snapshot`] first, and stop sending once [`mpsc::Sender::closed`]
+    /// resolves (the consumer dropped the stream).
+    pub fn from_receiver(rx: mpsc::Receiver<WatchEvent>) -> Self {
+        WatchStream { rx }
+    }
+
     /// The next event; `None` only if the store shut down.
     pub async fn next(&mut self) -> Option<WatchEvent> {
         self.rx.recv().await

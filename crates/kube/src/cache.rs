@@ -1,0 +1,304 @@
+//! One shared informer per kind: a kube-rs watcher (list, then watch; resumes from the last
+//! resourceVersion after a disconnect; relists after 410 Gone) feeding a cache that serves
+//! `list` and fans changes out to every `watch` stream.
+//!
+//! One API watch per kind however many consumers, so a node costs the API server one
+//! cluster-wide watch per kind, as client-go's shared informers do.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::utils::StreamBackoff;
+use kube::runtime::watcher::{self, Event};
+use serde_json::Value;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+use weft_store::{Entry, Listing, WatchEvent, WatchStream};
+
+use crate::backoff::WatchBackoff;
+use crate::kinds::{Kind, revision_of};
+
+/// Events kept for slow consumers; one that falls further behind gets a fresh snapshot.
+const FANOUT_BUFFER: usize = 1024;
+/// Events buffered per watch stream before its forwarder waits for the consumer.
+const STREAM_BUFFER: usize = 256;
+
+/// Backoff settings of the watchers (see [`WatchBackoff`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackoffConfig {
+    /// First delay after an error.
+    pub min: Duration,
+    /// Largest delay.
+    pub max: Duration,
+    /// Error-free time after which the delay starts from `min` again.
+    pub quiet: Duration,
+}
+
+impl Default for BackoffConfig {
+    fn default() -> Self {
+        BackoffConfig {
+            min: Duration::from_millis(800),
+            max: Duration::from_secs(30),
+            quiet: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The cached state of one kind.
+#[derive(Default)]
+struct State {
+    entries: BTreeMap<String, Entry>,
+    /// Objects of a relist in progress (between `Init` and `InitDone`).
+    pending: Option<BTreeMap<String, Entry>>,
+    /// Whether a full list has completed (before that, `entries` means nothing).
+    synced: bool,
+    /// Highest resourceVersion seen; after a relist at least one more than before, so a
+    /// consumer ordering listings by revision takes every relist as new.
+    revision: i64,
+    /// Sequence number of the last fanned-out event.
+    seq: u64,
+}
+
+impl State {
+    fn listing(&self) -> Listing {
+        Listing {
+            entries: self.entries.values().cloned().collect(),
+            revision: self.revision,
+        }
+    }
+}
+
+struct Shared {
+    kind: Kind,
+    state: Mutex<State>,
+    events: broadcast::Sender<(u64, WatchEvent)>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is replaced whole or changed by one insert/remove: a panic elsewhere
+        // cannot leave it half-written, so a poisoned lock is still good.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running informer for one kind; stops when dropped.
+pub(crate) struct KindCache {
+    shared: Arc<Shared>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for KindCache {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl KindCache {
+    /// Starts watching `api` (all namespaces) in the background.
+    pub(crate) fn start(kind: Kind, api: Api<DynamicObject>, backoff: BackoffConfig) -> Self {
+        let (events, _) = broadcast::channel(FANOUT_BUFFER);
+        let shared = Arc::new(Shared {
+            kind,
+            state: Mutex::new(State::default()),
+            events,
+        });
+        // resourceVersion=0 lists come from the API server's watch cache, not etcd: what
+        // client-go informers do, and what keeps thousands of nodes relisting affordable.
+        let config = watcher::Config::default().any_semantic();
+        let backoff = WatchBackoff::new(backoff.min, backoff.max, backoff.quiet);
+        let stream = Box::pin(StreamBackoff::new(watcher::watcher(api, config), backoff));
+        let task = tokio::spawn(run(Arc::clone(&shared), stream));
+        KindCache { shared, task }
+    }
+
+    /// The cached listing, once the first list completed.
+    pub(crate) fn listing(&self) -> Option<Listing> {
+        let state = self.shared.lock();
+        state.synced.then(|| state.listing())
+    }
+
+    /// A cached entry, once the first list completed (`Some(None)`: known absent).
+    pub(crate) fn get(&self, key: &str) -> Option<Option<Entry>> {
+        let state = self.shared.lock();
+        state.synced.then(|| state.entries.get(key).cloned())
+    }
+
+    /// A new watch stream: the current snapshot (or the first one, when the list
+    /// completes), then changes.
+    pub(crate) fn subscribe(&self) -> WatchStream {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let (initial, events) = {
+            let state = self.shared.lock();
+            // Subscribing under the lock: no event between the snapshot and the first
+            // received one can be missed.
+            let events = self.shared.events.subscribe();
+            let initial = state.synced.then(|| (state.seq, state.listing()));
+            (initial, events)
+        };
+        tokio::spawn(forward(Arc::clone(&self.shared), initial, events, tx));
+        WatchStream::from_receiver(rx)
+    }
+}
+
+async fn run<S>(shared: Arc<Shared>, mut stream: S)
+where
+    S: futures_util::Stream<Item = Result<Event<DynamicObject>, watcher::Error>> + Unpin,
+{
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(event) => apply(&shared, event),
+            Err(e) => {
+                tracing::warn!(kind = shared.kind.name(), error = %e, "kubernetes watch failed, retrying")
+            }
+        }
+    }
+}
+
+fn entry_of(kind: Kind, object: &DynamicObject) -> Option<Entry> {
+    let json: Value = serde_json::to_value(object).ok()?;
+    let (key, value) = kind.entry_of(&json)?;
+    Some(Entry {
+        key,
+        value,
+        mod_revision: revision_of(&json),
+        create_revision: 0,
+        lease: None,
+    })
+}
+
+fn key_of(kind: Kind, object: &DynamicObject) -> Option<String> {
+    let name = object.metadata.name.as_deref()?;
+    Some(
+        match (kind.namespaced(), object.metadata.namespace.as_deref()) {
+            (true, Some(ns)) => format!("{ns}/{name}"),
+            (true, None) => return None,
+            (false, _) => name.to_string(),
+        },
+    )
+}
+
+fn object_revision(object: &DynamicObject) -> i64 {
+    object
+        .metadata
+        .resource_version
+        .as_deref()
+        .and_then(|rv| rv.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Applies one watcher event to the cache and fans out what consumers must see.
+fn apply(shared: &Shared, event: Event<DynamicObject>) {
+    let kind = shared.kind;
+    let mut state = shared.lock();
+    let out = match event {
+        Event::Init => {
+            state.pending = Some(BTreeMap::new());
+            None
+        }
+        Event::InitApply(object) => {
+            let entry = entry_of(kind, &object);
+            if let (Some(pending), Some(entry)) = (state.pending.as_mut(), entry) {
+                pending.insert(entry.key.clone(), entry);
+            }
+            None
+        }
+        Event::InitDone => {
+            let entries = state.pending.take().unwrap_or_default();
+            let newest = entries.values().map(|e| e.mod_revision).max().unwrap_or(0);
+            state.revision = match state.synced {
+                true => newest.max(state.revision + 1),
+                false => newest.max(state.revision),
+            };
+            state.entries = entries;
+            state.synced = true;
+            tracing::info!(
+                kind = kind.name(),
+                objects = state.entries.len(),
+                "kubernetes list synced"
+            );
+            Some(WatchEvent::Snapshot(state.listing()))
+        }
+        Event::Apply(object) => {
+            let revision = object_revision(&object);
+            state.revision = state.revision.max(revision);
+            match entry_of(kind, &object) {
+                Some(entry) => upsert(&mut state, entry),
+                // Not representable (a Node that lost its addresses): gone for weft.
+                None => key_of(kind, &object).and_then(|key| remove(&mut state, key, revision)),
+            }
+        }
+        Event::Delete(object) => {
+            let revision = object_revision(&object);
+            state.revision = state.revision.max(revision);
+            key_of(kind, &object).and_then(|key| remove(&mut state, key, revision))
+        }
+    };
+    if let Some(event) = out {
+        state.seq += 1;
+        // No receivers is fine: nobody watches right now.
+        let _ = shared.events.send((state.seq, event));
+    }
+}
+
+/// Stores `entry`; a change only if its value differs (Node heartbeats and pod condition
+/// updates do not change what weft stores, so consumers are not woken for them).
+fn upsert(state: &mut State, entry: Entry) -> Option<WatchEvent> {
+    if state
+        .entries
+        .get(&entry.key)
+        .is_some_and(|old| old.value == entry.value)
+    {
+        return None;
+    }
+    state.entries.insert(entry.key.clone(), entry.clone());
+    Some(WatchEvent::Put(entry))
+}
+
+fn remove(state: &mut State, key: String, revision: i64) -> Option<WatchEvent> {
+    state.entries.remove(&key)?;
+    Some(WatchEvent::Delete { key, revision })
+}
+
+/// Copies fanned-out events into one consumer's stream. A consumer that fell so far behind
+/// that events were dropped gets a fresh snapshot instead (level-based consumers only need
+/// the latest state), and events it already has in that snapshot are skipped.
+async fn forward(
+    shared: Arc<Shared>,
+    initial: Option<(u64, Listing)>,
+    mut events: broadcast::Receiver<(u64, WatchEvent)>,
+    tx: mpsc::Sender<WatchEvent>,
+) {
+    let mut seen = 0;
+    if let Some((seq, listing)) = initial {
+        if tx.send(WatchEvent::Snapshot(listing)).await.is_err() {
+            return;
+        }
+        seen = seq;
+    }
+    loop {
+        let received = tokio::select! {
+            _ = tx.closed() => return,
+            r = events.recv() => r,
+        };
+        let event = match received {
+            Ok((seq, _)) if seq <= seen => continue,
+            Ok((seq, event)) => {
+                seen = seq;
+                event
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                let state = shared.lock();
+                seen = state.seq;
+                WatchEvent::Snapshot(state.listing())
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if tx.send(event).await.is_err() {
+            return;
+        }
+    }
+}
