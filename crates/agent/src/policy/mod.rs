@@ -13,6 +13,7 @@ mod claims;
 mod socket;
 mod state;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use weft_datapath::sysctl::{read_sysctl, write_sysctl};
 use weft_policy::nft::{Ruleset, compile_with_quarantine};
-use weft_store::{Datastore, WatchEvent};
+use weft_store::{Datastore, Listing, WatchEvent};
 
 use crate::status::{PolicyStatus, StatusBoard};
 use apply::PolicyTable;
@@ -34,6 +35,8 @@ pub enum Msg {
     Watch(Kind, WatchEvent),
     /// A claim and where its answer goes.
     Claim(Claim, oneshot::Sender<Result<(), String>>),
+    /// Listings taken to confirm the revision (a failed one ends the round).
+    Listed(Vec<(Kind, Result<Listing, String>)>),
 }
 
 /// What the policy task needs from the command line.
@@ -51,8 +54,10 @@ const MIN_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
 /// A claimed pod not in the cache is read directly; past this, it is quarantined.
 const GET_TIMEOUT: Duration = Duration::from_secs(3);
-/// Listings that confirm the revision are taken at most this often.
+/// Listings that confirm the revision are taken at most this often (backing off up to
+/// [`MAX_BACKOFF`] while the datastore fails).
 const CONFIRM_INTERVAL: Duration = Duration::from_millis(200);
+const LIST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Listed in status.json before "and N more".
 const PROBLEMS_SHOWN: usize = 5;
 /// br_netfilter: bridged (same-node) pod traffic passes the IP hooks only with these.
@@ -106,7 +111,7 @@ pub async fn run(cfg: PolicyConfig, store: Arc<dyn Datastore>, board: Arc<Status
             _ = tick.tick() => task.on_tick().await,
             _ = sleep_until(task.confirm_at) => {
                 task.confirm_at = None;
-                task.confirm_revision().await;
+                task.start_confirm();
             }
         }
         task.settle().await;
@@ -168,8 +173,12 @@ struct Enforcer {
     listening: bool,
     applied: Applied,
     errors: Errors,
+    /// When to list the lagging kinds next.
     confirm_at: Option<Instant>,
+    /// A listing round is running.
+    confirming: bool,
     last_confirm: Option<Instant>,
+    confirm_backoff: Duration,
     published: Option<PolicyStatus>,
 }
 
@@ -193,7 +202,9 @@ impl Enforcer {
             applied: Applied::default(),
             errors: Errors::default(),
             confirm_at: None,
+            confirming: false,
             last_confirm: None,
+            confirm_backoff: CONFIRM_INTERVAL,
             published: None,
         }
     }
@@ -202,6 +213,7 @@ impl Enforcer {
         match msg {
             Msg::Watch(kind, event) => self.dirty |= self.state.apply_event(kind, &event),
             Msg::Claim(claim, reply) => self.pending.push((claim, reply)),
+            Msg::Listed(listings) => self.on_listed(listings),
         }
     }
 
@@ -231,9 +243,7 @@ impl Enforcer {
             self.table.forget();
             self.dirty = true;
         }
-        if !self.state.lagging().is_empty() && self.confirm_at.is_none() {
-            self.confirm_at = Some(Instant::now());
-        }
+        self.schedule_confirm();
     }
 
     /// Applies what changed, answers the waiting claims, and publishes the status.
@@ -242,11 +252,13 @@ impl Enforcer {
             return;
         }
         let claims = std::mem::take(&mut self.pending);
+        let unknown: BTreeSet<String> = claims
+            .iter()
+            .map(|(c, _)| c.pod_key())
+            .filter(|key| !self.state.knows_pod(key))
+            .collect();
+        self.fetch_pods(unknown).await;
         for (claim, _) in &claims {
-            let key = claim.pod_key();
-            if !self.state.knows_pod(&key) {
-                self.fetch_pod(&key).await;
-            }
             self.state.record_claim(claim.clone());
             self.dirty = true;
         }
@@ -262,45 +274,95 @@ impl Enforcer {
         if !self.dirty {
             self.applied.revision = self.applied.revision.max(self.state.synced_revision());
         }
-        if !self.state.lagging().is_empty() && self.confirm_at.is_none() {
-            let earliest = self
-                .last_confirm
-                .map_or_else(Instant::now, |t| t + CONFIRM_INTERVAL);
-            self.confirm_at = Some(earliest.max(Instant::now()));
-        }
+        self.schedule_confirm();
         self.publish();
     }
 
-    /// A claimed pod weftd has not seen: read it directly, else its addresses are
-    /// quarantined until the watch brings it.
-    async fn fetch_pod(&mut self, key: &str) {
-        let kind = Kind::Pods.store_kind();
-        match tokio::time::timeout(GET_TIMEOUT, self.store.get(kind, key)).await {
-            Ok(Ok(Some(entry))) => {
-                self.state.insert_fetched_pod(&entry);
+    /// Claimed pods weftd has not seen: read them directly (concurrently), else their
+    /// addresses are quarantined until the watch brings them.
+    async fn fetch_pods(&mut self, keys: BTreeSet<String>) {
+        let mut reads = tokio::task::JoinSet::new();
+        for key in keys {
+            let store = Arc::clone(&self.store);
+            reads.spawn(async move {
+                let kind = Kind::Pods.store_kind();
+                let read = tokio::time::timeout(GET_TIMEOUT, store.get(kind, &key)).await;
+                (key, read)
+            });
+        }
+        while let Some(joined) = reads.join_next().await {
+            let Ok((key, read)) = joined else { continue };
+            match read {
+                Ok(Ok(Some(entry))) => {
+                    self.state.insert_fetched_pod(&entry);
+                }
+                Ok(Ok(None)) => tracing::warn!(pod = key, "claimed pod unknown: quarantined"),
+                Ok(Err(e)) => {
+                    tracing::warn!(pod = key, error = %e, "cannot read claimed pod: quarantined");
+                }
+                Err(_) => tracing::warn!(pod = key, "reading claimed pod timed out: quarantined"),
             }
-            Ok(Ok(None)) => tracing::warn!(pod = key, "claimed pod unknown: quarantined"),
-            Ok(Err(e)) => {
-                tracing::warn!(pod = key, error = %e, "cannot read claimed pod: quarantined")
-            }
-            Err(_) => tracing::warn!(pod = key, "reading claimed pod timed out: quarantined"),
         }
     }
 
-    /// Lists the kinds read less far than the newest event, so the revision in status.json
-    /// can move past it.
-    async fn confirm_revision(&mut self) {
+    /// Plans a listing round for the kinds read less far than the newest event, so the
+    /// revision in status.json can move past it.
+    fn schedule_confirm(&mut self) {
+        if self.confirming || self.confirm_at.is_some() || self.state.lagging().is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let earliest = self.last_confirm.map_or(now, |t| t + self.confirm_backoff);
+        self.confirm_at = Some(earliest.max(now));
+    }
+
+    /// Lists the lagging kinds on a task of its own: the loop keeps answering claims.
+    fn start_confirm(&mut self) {
+        let kinds = self.state.lagging();
+        if self.confirming || kinds.is_empty() {
+            return;
+        }
+        self.confirming = true;
         self.last_confirm = Some(Instant::now());
-        for kind in self.state.lagging() {
-            match tokio::time::timeout(GET_TIMEOUT, self.store.list(kind.store_kind())).await {
-                Ok(Ok(listing)) => {
-                    self.dirty |= self.state.apply_listing(kind, &listing);
-                    self.errors.store = None;
+        let store = Arc::clone(&self.store);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let mut listings = Vec::new();
+            for kind in kinds {
+                let list = tokio::time::timeout(LIST_TIMEOUT, store.list(kind.store_kind())).await;
+                let result = match list {
+                    Ok(Ok(listing)) => Ok(listing),
+                    Ok(Err(e)) => Err(format!("datastore: {e}")),
+                    Err(_) => Err("datastore: listing timed out".to_string()),
+                };
+                let failed = result.is_err();
+                listings.push((kind, result));
+                if failed {
+                    break;
                 }
-                Ok(Err(e)) => self.errors.store = Some(format!("datastore: {e}")),
-                Err(_) => self.errors.store = Some("datastore: listing timed out".into()),
+            }
+            // Send fails only when the task is gone.
+            let _ = tx.send(Msg::Listed(listings)).await;
+        });
+    }
+
+    fn on_listed(&mut self, listings: Vec<(Kind, Result<Listing, String>)>) {
+        self.confirming = false;
+        let mut failure = None;
+        for (kind, result) in listings {
+            match result {
+                Ok(listing) => self.dirty |= self.state.apply_listing(kind, &listing),
+                Err(e) => {
+                    tracing::warn!(error = %e, "confirming the policy revision");
+                    failure = Some(e);
+                }
             }
         }
+        self.confirm_backoff = match failure {
+            Some(_) => (self.confirm_backoff * 2).min(MAX_BACKOFF),
+            None => CONFIRM_INTERVAL,
+        };
+        self.errors.store = failure;
     }
 
     async fn apply(&mut self) -> Result<(), String> {
