@@ -9,6 +9,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
+use common::etcd::{CLIENT_URL, Etcd};
 use common::policy::Store;
 use common::{Cluster, poll};
 use serde_json::json;
@@ -224,5 +225,34 @@ fn network_policy_off_removes_table_and_socket() {
     let conf = common::file_json(&node.dir.join("net.d/10-weft.conflist"));
     assert!(conf["plugins"][0].get("policySocket").is_none(), "{conf}");
     assert_eq!(node.policy_status()["enabled"], false);
+    c.close();
+}
+
+#[test]
+fn revisions_through_etcd() {
+    let mut c = Cluster::new(VXLAN, &["198.18.0.10/24", "198.18.0.11/24"], 30);
+    let _etcd = Etcd::start(&c.fabric, c.dir.path().join("etcd"));
+    c.etcd = Some(CLIENT_URL.to_string());
+    c.start_all();
+    ready(&c, 1);
+    let (_, a) = c.add_pod(0, 5);
+    let (_, b) = c.add_pod(1, 5);
+    let store = Store::open(&c);
+    store.namespace("x", json!({}));
+    store.pod("x", "a", "node0", json!({"app": "a"}), &[&a]);
+    store.pod("x", "b", "node1", json!({"app": "b"}), &[&b]);
+    assert!(c.pod_ping(1, &a, 3), "no policy yet");
+    let rev = store.policy(
+        "x",
+        "deny-a",
+        json!({"podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Ingress"]}),
+    );
+    c.wait_policy_revision(rev);
+    assert!(!c.pod_ping(1, &a, 1), "a isolated");
+    assert!(c.pod_ping(0, &b, 3), "b is not");
+    let rev = store.delete("networkpolicies", "x/deny-a");
+    c.wait_policy_revision(rev);
+    assert!(c.pod_ping(1, &a, 3), "policy deleted");
+    drop(store);
     c.close();
 }

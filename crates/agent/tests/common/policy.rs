@@ -7,32 +7,62 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use weft_store::{Condition, Datastore, EmbeddedStore, PutOptions, PutOutcome};
+use weft_datapath::{NetnsFd, run_in_netns};
+use weft_store::{
+    Condition, Datastore, EmbeddedStore, EtcdOptions, EtcdStore, PutOptions, PutOutcome,
+    StoreError, StoreFuture,
+};
 
 use super::{Cluster, Node, poll};
 
-/// The cluster's embedded store plus a runtime to drive it from a test thread.
+/// The cluster's store (embedded, or etcd reached from inside the fabric namespace) plus
+/// a runtime to drive it from a test thread.
 pub struct Store {
     rt: tokio::runtime::Runtime,
-    store: EmbeddedStore,
+    store: Box<dyn Datastore>,
+    /// Where every request runs (etcd listens inside the fabric namespace).
+    ns: Option<NetnsFd>,
 }
 
 impl Store {
     pub fn open(c: &Cluster) -> Store {
-        Store {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            store: EmbeddedStore::open(c.store_dir()).unwrap(),
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        match &c.etcd {
+            None => Store {
+                rt,
+                store: Box::new(EmbeddedStore::open(c.store_dir()).unwrap()),
+                ns: None,
+            },
+            Some(url) => {
+                let endpoints = vec![url.clone()];
+                let connect = EtcdStore::connect(&endpoints, EtcdOptions::default());
+                let fabric = NetnsFd::open(c.fabric.path()).unwrap();
+                let etcd = run_in_netns(&fabric, || rt.block_on(connect))
+                    .unwrap()
+                    .unwrap();
+                Store {
+                    rt,
+                    store: Box::new(etcd),
+                    ns: Some(fabric),
+                }
+            }
+        }
+    }
+
+    fn block<T: Send>(&self, request: StoreFuture<'_, T>) -> Result<T, StoreError> {
+        match &self.ns {
+            Some(ns) => run_in_netns(ns, || self.rt.block_on(request)).unwrap(),
+            None => self.rt.block_on(request),
         }
     }
 
     /// Writes an object; returns the store revision of the write.
     pub fn put(&self, kind: &str, key: &str, value: &Value) -> i64 {
         let out = self
-            .rt
-            .block_on(self.store.put(kind, key, value, PutOptions::default()))
+            .block(self.store.put(kind, key, value, PutOptions::default()))
             .unwrap();
         match out {
             PutOutcome::Written { revision } => revision,
@@ -43,12 +73,11 @@ impl Store {
     /// Deletes an object; returns a store revision at or after the deletion.
     pub fn delete(&self, kind: &str, key: &str) -> i64 {
         assert!(
-            self.rt
-                .block_on(self.store.delete(kind, key, Condition::Always))
+            self.block(self.store.delete(kind, key, Condition::Always))
                 .unwrap(),
             "{kind} {key} was not there"
         );
-        self.rt.block_on(self.store.list(kind)).unwrap().revision
+        self.block(self.store.list(kind)).unwrap().revision
     }
 
     pub fn namespace(&self, name: &str, labels: Value) -> i64 {
