@@ -32,8 +32,9 @@
 //! its name while its members change.
 //!
 //! Assumptions: only traffic that is routed by the node passes the `forward` hook. Same-node
-//! pods on one Linux bridge talk at L2 and are not seen without `br_netfilter`; the plugin
-//! must route same-node traffic through L3 (or load br_netfilter) for it to be filtered.
+//! pods on one Linux bridge talk at L2 and are seen only through `br_netfilter`
+//! (`net.bridge.bridge-nf-call-iptables/ip6tables=1`, which weftd sets in its namespace
+//! when it enforces policy).
 //! Node-to-pod traffic leaves through `output` and is allowed by design (no output chain).
 //! Likewise a pod's traffic to its own node's addresses ends in `input` and is not filtered
 //! here, although the evaluator would police it as egress to a non-pod address: a lab
