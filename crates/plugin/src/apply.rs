@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use weft_datapath::netlink::{
-    BridgePortFlags, LinkInfo, Mac, Netlink, RouteScopeKind, RouteSpec, VethSpec,
+    BridgePortFlags, LinkInfo, Mac, Netlink, RouteScopeKind, RouteSpec, VethSpec, VethStart,
 };
 use weft_datapath::{DatapathError, NetnsFd};
 
@@ -108,48 +108,30 @@ fn ensure_gateway_addr(
     ensure(node.add_addr(bridge.index, gw, true)).map_err(dp(format!("add {gw} to bridge")))
 }
 
+/// A veth pair ready for the rest of the plan.
+#[derive(Debug)]
+pub struct VethPair {
+    /// The host end.
+    pub host: LinkInfo,
+    /// The pod end.
+    pub pod: LinkInfo,
+    /// Created by this call with [`VethStart`] applied (else adopted from an earlier ADD).
+    pub fresh: bool,
+}
+
 /// Creates the veth pair with its peer directly in the pod namespace, or adopts the pair a
 /// previous ADD of the same attachment made.
+///
+/// Creation is tried first: a new pod is the common case, and looking both names up
+/// before creating costs two round trips per pod. "Exists" falls back to the lookups.
 pub fn ensure_veth(
     node: &mut Netlink,
     pod: &mut Netlink,
     pod_ns: &NetnsFd,
     plan: &AttachmentPlan,
     mac: Option<Mac>,
-) -> Result<(LinkInfo, LinkInfo), PluginError> {
-    let existing_pod = pod
-        .find_link(&plan.pod_ifname)
-        .map_err(dp("look up pod interface"))?;
-    let existing_host = node
-        .find_link(&plan.host_veth)
-        .map_err(dp("look up host veth"))?;
-    match (existing_host, existing_pod) {
-        (Some(h), Some(p))
-            if h.alias.as_deref() == Some(plan.alias.as_str()) && p.link == Some(h.index) =>
-        {
-            return Ok((h, p));
-        }
-        // Our pair from an ADD killed before it wrote the alias: finish it.
-        (Some(h), Some(p))
-            if h.alias.is_none() && h.group == HOST_VETH_GROUP && p.link == Some(h.index) =>
-        {
-            node.set_alias(h.index, &plan.alias)
-                .map_err(dp("set host veth alias"))?;
-            return Ok((h, p));
-        }
-        (_, Some(p)) => {
-            return Err(PluginError::InterfaceExists(format!(
-                "interface {} already exists in the pod namespace (index {}) and is not this attachment's",
-                plan.pod_ifname, p.index
-            )));
-        }
-        // A host end left from an attachment whose namespace is gone: replace it.
-        (Some(h), None) => {
-            node.delete_link(h.index)
-                .map_err(dp("remove stale host veth"))?;
-        }
-        (None, None) => {}
-    }
+    start: VethStart,
+) -> Result<VethPair, PluginError> {
     let spec = VethSpec {
         name: &plan.host_veth,
         peer_name: &plan.pod_ifname,
@@ -159,18 +141,89 @@ pub fn ensure_veth(
         peer_mac: mac,
         group: Some(HOST_VETH_GROUP),
     };
-    let host = node
-        .create_veth(&spec)
-        .map_err(dp(format!("create veth {}", plan.host_veth)))?;
+    let create = |node: &mut Netlink| {
+        node.create_veth_started(&spec, start)
+            .map_err(dp(format!("create veth {}", plan.host_veth)))
+    };
+    match node.create_veth_started(&spec, start) {
+        Ok(()) => {}
+        Err(e) if e.is_exists() => {
+            if let Some(adopted) = adopt_existing(node, pod, plan)? {
+                return Ok(adopted);
+            }
+            create(node)?;
+        }
+        Err(e) => {
+            return Err(PluginError::datapath(
+                format!("create veth {}", plan.host_veth),
+                e,
+            ));
+        }
+    }
+    let mut host = node
+        .link_by_name(&plan.host_veth)
+        .map_err(dp("look up new host veth"))?;
     node.set_alias(host.index, &plan.alias)
         .map_err(dp("set host veth alias"))?;
+    host.alias = Some(plan.alias.clone());
     let pod_link = pod
         .link_by_name(&plan.pod_ifname)
         .map_err(dp("look up new pod interface"))?;
-    let host = node
-        .link_by_index(host.index)
+    Ok(VethPair {
+        host,
+        pod: pod_link,
+        fresh: true,
+    })
+}
+
+/// A name was taken: this attachment's pair from an earlier ADD (adopted), a stale host end
+/// whose namespace is gone (removed, `None`: create again), or someone else's interface.
+fn adopt_existing(
+    node: &mut Netlink,
+    pod: &mut Netlink,
+    plan: &AttachmentPlan,
+) -> Result<Option<VethPair>, PluginError> {
+    let existing_pod = pod
+        .find_link(&plan.pod_ifname)
+        .map_err(dp("look up pod interface"))?;
+    let existing_host = node
+        .find_link(&plan.host_veth)
         .map_err(dp("look up host veth"))?;
-    Ok((host, pod_link))
+    let adopted = |host, pod| {
+        Ok(Some(VethPair {
+            host,
+            pod,
+            fresh: false,
+        }))
+    };
+    match (existing_host, existing_pod) {
+        (Some(h), Some(p))
+            if h.alias.as_deref() == Some(plan.alias.as_str()) && p.link == Some(h.index) =>
+        {
+            adopted(h, p)
+        }
+        // Our pair from an ADD killed before it wrote the alias: finish it.
+        (Some(mut h), Some(p))
+            if h.alias.is_none() && h.group == HOST_VETH_GROUP && p.link == Some(h.index) =>
+        {
+            node.set_alias(h.index, &plan.alias)
+                .map_err(dp("set host veth alias"))?;
+            h.alias = Some(plan.alias.clone());
+            adopted(h, p)
+        }
+        (_, Some(p)) => Err(PluginError::InterfaceExists(format!(
+            "interface {} already exists in the pod namespace (index {}) and is not this attachment's",
+            plan.pod_ifname, p.index
+        ))),
+        // A host end left from an attachment whose namespace is gone: replace it.
+        (Some(h), None) => {
+            node.delete_link(h.index)
+                .map_err(dp("remove stale host veth"))?;
+            Ok(None)
+        }
+        // Gone in the meantime (a concurrent DEL): create again.
+        (None, None) => Ok(None),
+    }
 }
 
 /// The kernel route for a planned pod route on interface `oif`.
@@ -193,6 +246,10 @@ pub(crate) fn host_route(dst: IpNet, oif: u32) -> RouteSpec {
 }
 
 /// Carries the whole plan out. The caller undoes it with [`undo`] on error.
+///
+/// A fresh pair is created enslaved and up (the kernel's defaults cover the rest of the
+/// bridge port), so the common ADD makes no follow-up link changes and reads nothing back:
+/// the MACs and indexes read right after creation do not change.
 pub fn apply(
     plan: &AttachmentPlan,
     node: &mut Netlink,
@@ -205,33 +262,53 @@ pub fn apply(
         .as_ref()
         .map(|b| ensure_bridge(node, b))
         .transpose()?;
-    let (host, pod_link) = ensure_veth(node, pod, pod_ns, plan, mac)?;
+    let has_v6 = plan.pod_addrs.iter().any(|a| a.addr().is_ipv6());
+    let start = VethStart {
+        master: bridge.as_ref().map(|b| b.index),
+        // DAD must be off on the host end before it comes up (see `sysctl::disable_dad`).
+        up: !has_v6,
+    };
+    let VethPair {
+        mut host,
+        pod: mut pod_link,
+        fresh,
+    } = ensure_veth(node, pod, pod_ns, plan, mac, start)?;
     if let Some(b) = &bridge {
         if host.master != Some(b.index) {
             node.set_master(host.index, Some(b.index))
                 .map_err(dp("attach veth to bridge"))?;
+            host.master = Some(b.index);
         }
-        let flags = BridgePortFlags {
-            hairpin: Some(plan.hairpin),
-            learning: None,
-        };
-        node.set_bridge_port(host.index, flags)
-            .map_err(dp("set bridge port flags"))?;
+        // A new port starts with hairpin off; an adopted one may differ.
+        if plan.hairpin || !fresh {
+            let flags = BridgePortFlags {
+                hairpin: Some(plan.hairpin),
+                learning: None,
+            };
+            node.set_bridge_port(host.index, flags)
+                .map_err(dp("set bridge port flags"))?;
+        }
     }
     for a in &plan.host_addrs {
         ensure(node.add_addr(host.index, *a, true)).map_err(dp(format!("add {a} to host veth")))?;
     }
-    if plan.pod_addrs.iter().any(|a| a.addr().is_ipv6()) {
+    if has_v6 {
         crate::sysctl::disable_dad(&host.name)?;
     }
-    node.set_up(host.index, true)
-        .map_err(dp("set host veth up"))?;
+    if !host.up {
+        node.set_up(host.index, true)
+            .map_err(dp("set host veth up"))?;
+        host.up = true;
+    }
 
     for a in &plan.pod_addrs {
         ensure(pod.add_addr(pod_link.index, *a, true)).map_err(dp(format!("add {a} in pod")))?;
     }
-    pod.set_up(pod_link.index, true)
-        .map_err(dp("set pod interface up"))?;
+    if !pod_link.up {
+        pod.set_up(pod_link.index, true)
+            .map_err(dp("set pod interface up"))?;
+        pod_link.up = true;
+    }
     if plan.bridge.is_none() {
         // ptp: the pod reaches its subnet through the gateway, not on the link, so the
         // kernel's automatic prefix route must go (the plan adds `subnet via gw` instead).
@@ -248,12 +325,6 @@ pub fn apply(
         ensure(node.add_route(&host_route(*dst, host.index)))
             .map_err(dp(format!("add host route {dst}")))?;
     }
-    let host = node
-        .link_by_index(host.index)
-        .map_err(dp("look up host veth"))?;
-    let pod_link = pod
-        .link_by_index(pod_link.index)
-        .map_err(dp("look up pod interface"))?;
     Ok(Wired {
         bridge,
         host,

@@ -56,8 +56,20 @@ impl Netlink {
     pub fn addrs(&mut self, index: Option<u32>, family: Option<IpFamily>) -> Result<Vec<AddrInfo>> {
         let mut query = AddressMessage::default();
         query.header.family = family.map_or(AddressFamily::Unspec, IpFamily::to_netlink);
-        let replies = self.dump("list addresses", RouteNetlinkMessage::GetAddress(query))?;
-        // Without NETLINK_GET_STRICT_CHK the kernel ignores filters: filter here.
+        // With NETLINK_GET_STRICT_CHK (4.20+) the kernel filters by interface itself: a
+        // node with hundreds of pod veths (each with an IPv6 link-local address) answers
+        // with one address instead of all. Only for this dump: strict checking also
+        // rejects loose headers in other requests.
+        let strict = index.is_some() && self.socket.set_netlink_get_strict_chk(true).is_ok();
+        if strict {
+            query.header.index = index.unwrap_or_default();
+        }
+        let replies = self.dump("list addresses", RouteNetlinkMessage::GetAddress(query));
+        if strict {
+            let _ = self.socket.set_netlink_get_strict_chk(false);
+        }
+        let replies = replies?;
+        // Older kernels ignore the filter: filter here too.
         Ok(replies
             .iter()
             .filter_map(|reply| match reply {

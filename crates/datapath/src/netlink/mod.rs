@@ -26,7 +26,7 @@ use crate::netns::{NetnsFd, run_in_netns};
 
 pub use addr::AddrInfo;
 pub use link::validate_ifname;
-pub use link::{BridgePortFlags, LinkInfo, VethSpec, VxlanSpec};
+pub use link::{BridgePortFlags, LinkInfo, VethSpec, VethStart, VxlanSpec};
 pub use link_extra::LinkExtra;
 pub use mac::{Mac, format_mac, parse_mac};
 pub use neigh::{FdbEntry, Neighbour};
