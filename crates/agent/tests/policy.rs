@@ -127,6 +127,15 @@ fn policies_filter_cross_and_same_node_traffic() {
     }
     assert!(!c.pod_ping(idx("c"), &a, 1), "deny still in force");
 
+    // A stopped weftd leaves its table in force; the next one takes it over.
+    c.agents[0].stop("TERM");
+    assert!(c.nodes[0].nft_list("table", None).is_ok());
+    assert!(!c.pod_ping(idx("d"), &a, 1), "enforced while weftd is down");
+    c.start(0);
+    c.wait_healthy(0, 1);
+    c.wait_policy_revision(rev);
+    assert!(!c.pod_ping(idx("c"), &a, 1), "enforced after the restart");
+
     let rev = store.delete("networkpolicies", "x/deny-ingress");
     c.wait_policy_revision(rev);
     assert!(c.pod_ping(idx("d"), &a, 3), "no policy left: d reaches a");

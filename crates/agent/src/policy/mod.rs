@@ -96,6 +96,8 @@ pub async fn run(cfg: PolicyConfig, store: Arc<dyn Datastore>, board: Arc<Status
     }
     let mut task = Enforcer::new(cfg, store, board, tx);
     task.check_node();
+    // status.json says "enabled, revision 0" until the first snapshots are in the kernel.
+    task.publish();
     let mut tick = tokio::time::interval(task.cfg.resync);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
