@@ -293,3 +293,73 @@ pub fn delete(paths: &LabPaths, file: &Path) -> Result<()> {
     let revision = store::apply(paths, state.store, ops)?;
     wait_enforced(paths, &state, revision)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::lab::state::{BackendKind, NodeState, StoreKind};
+
+    fn state(paths: &LabPaths) -> LabState {
+        let node = |name: &str| NodeState {
+            name: name.into(),
+            netns: paths.node_netns(name),
+            underlay_ip: Ipv4Addr::new(198, 18, 0, 11),
+            weftd_pid: None,
+            responder_pid: None,
+        };
+        let mut web = new_pod(paths, "shop", "web", "node1", Vec::new());
+        web.labels = [("app".to_string(), "web".to_string())].into();
+        web.ips = vec!["10.244.0.2".parse().unwrap()];
+        let mut db = web.clone();
+        db.name = "db".into();
+        LabState {
+            prefix: paths.prefix.clone(),
+            backend: BackendKind::Vxlan,
+            store: StoreKind::Embedded,
+            ipv6: false,
+            cni_bin_dir: "/bin".into(),
+            etcd_pid: None,
+            nodes: vec![node("node1"), node("node2")],
+            namespaces: vec![NamespaceState {
+                name: "shop".into(),
+                labels: Default::default(),
+            }],
+            pods: vec![web, db],
+            policies: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn plan_sorts_pods_into_new_relabelled_and_unchanged() {
+        let paths = LabPaths::new("/x", "wl");
+        let state = state(&paths);
+        let text = "kind: Pod\nmetadata: {name: web, namespace: shop, labels: {app: web, tier: front}}\n---\nkind: Pod\nmetadata: {name: db, namespace: shop, labels: {app: web}}\n---\nkind: Pod\nmetadata: {name: new, namespace: shop}\n";
+        let ctx = ManifestContext {
+            nodes: vec!["node1".into(), "node2".into()],
+            namespaces: vec!["shop".into()],
+            check_references: true,
+        };
+        let manifest = parse_manifest(text, &ctx).unwrap();
+        let plan = plan_pods(&paths, &state, &manifest);
+        assert_eq!(plan.relabel.len(), 1);
+        assert_eq!(plan.relabel[0].0.key(), "shop/web");
+        assert_eq!(plan.relabel[0].0.labels["tier"], "front");
+        assert_eq!(
+            plan.relabel[0].0.ips, state.pods[0].ips,
+            "relabel keeps the IPs"
+        );
+        assert_eq!(plan.unchanged, ["shop/db"]);
+        assert_eq!(plan.create.len(), 1);
+        assert_eq!(plan.create[0].0.node, "node2", "spread to the emptier node");
+        assert!(plan.create[0].0.ips.is_empty());
+        // The object written before CNI ADD has no IPs yet.
+        let StoreOp::Put { value, .. } = pod_put(&state, &plan.create[0].0, &plan.create[0].1)
+        else {
+            panic!("not a put")
+        };
+        assert_eq!(value["status"]["phase"], "Pending");
+        assert_eq!(value["spec"]["nodeName"], "node2");
+    }
+}
