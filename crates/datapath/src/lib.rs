@@ -5,6 +5,7 @@
 //! work inside another namespace happens on short-lived threads (see [`netns::run_in_netns`]),
 //! and a [`Netlink`] socket opened there stays bound to that namespace.
 
+pub mod detach;
 pub mod error;
 pub mod named;
 pub mod netlink;

@@ -12,7 +12,7 @@ use weft_datapath::netlink::{
 use weft_datapath::{DatapathError, NetnsFd};
 
 use crate::error::PluginError;
-use crate::naming::HOST_VETH_GROUP;
+use crate::naming::{self, HOST_VETH_GROUP};
 use crate::plan::{AttachmentPlan, BridgePlan, PlannedRoute};
 
 /// The links an applied plan produced, for the result.
@@ -210,6 +210,15 @@ fn adopt_existing(
                 .map_err(dp("set host veth alias"))?;
             h.alias = Some(plan.alias.clone());
             adopted(h, p)
+        }
+        // A pair a DEL of this attachment retired and whose detached delete has not run
+        // yet: delete it now rather than fail or adopt a dying pair.
+        (Some(h), _)
+            if h.alias.as_deref() == Some(naming::retired_alias_of(&plan.alias).as_str()) =>
+        {
+            node.delete_link(h.index)
+                .map_err(dp("remove retired host veth"))?;
+            Ok(None)
         }
         (_, Some(p)) => Err(PluginError::InterfaceExists(format!(
             "interface {} already exists in the pod namespace (index {}) and is not this attachment's",

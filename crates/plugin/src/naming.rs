@@ -50,6 +50,21 @@ pub fn parse_alias(alias: &str) -> Option<(&str, &str, &str)> {
     Some((net, cid, ifname))
 }
 
+/// Prefix of the alias a DEL gives a host veth it has cut off and handed to a detached
+/// deleter: `weft-del/<network>/<container>/<ifname>`.
+pub const RETIRED_ALIAS_PREFIX: &str = "weft-del/";
+
+/// The alias a host veth carrying `alias` (from [`attachment_alias`]) gets when retired.
+pub fn retired_alias_of(alias: &str) -> String {
+    let attachment = alias.strip_prefix(ALIAS_PREFIX).unwrap_or(alias);
+    format!("{RETIRED_ALIAS_PREFIX}{attachment}")
+}
+
+/// The network of a retired host veth's alias.
+pub fn retired_network(alias: &str) -> Option<&str> {
+    alias.strip_prefix(RETIRED_ALIAS_PREFIX)?.split('/').next()
+}
+
 /// Prefix of this network's nftables element tags: 8 hex digits of the network name's hash,
 /// so GC can pick out its own network's elements without the name's length or characters
 /// ever reaching nft syntax.
@@ -77,6 +92,16 @@ pub fn nft_tag(network: &str, container_id: &str, ifname: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retired_alias_keeps_the_attachment_and_network() {
+        let alias = attachment_alias("net-a", "c1", "eth0");
+        let retired = retired_alias_of(&alias);
+        assert_eq!(retired, "weft-del/net-a/c1/eth0");
+        assert_eq!(retired_network(&retired), Some("net-a"));
+        assert!(parse_alias(&retired).is_none());
+        assert_eq!(retired_network(&alias), None);
+    }
 
     #[test]
     fn names_are_short_stable_and_distinct() {

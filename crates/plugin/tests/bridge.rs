@@ -73,6 +73,7 @@ fn add_result_idempotence_check_and_repeated_del() {
     node.rt.check(&l, &att).expect("CHECK through the runtime");
     node.rt.del(&l, &att).expect("DEL");
     node.rt.del(&l, &att).expect("DEL again");
+    node.settle_deletes();
     assert!(!has_link(&pod, "eth0"));
     assert!(has_link(&node.ns, "wbr0"), "DEL keeps the bridge");
     assert_released(&node, "badd");
@@ -421,6 +422,7 @@ fn two_interfaces_of_one_container_are_independent() {
     assert_ne!(r0["ips"], r1["ips"]);
     assert_eq!(node.host_veths().len(), 2);
     node.rt.del(&l, &eth0).expect("DEL eth0");
+    node.settle_deletes();
     assert!(has_link(&pod, "eth1") && !has_link(&pod, "eth0"));
     let held: Vec<String> = node
         .reservations("btwo")

@@ -259,6 +259,21 @@ impl Netlink {
         self.set_link(&format!("set link #{index} alias"), msg)
     }
 
+    /// Sets a link down and replaces its alias in one request (a link being given up:
+    /// it stops carrying traffic at once and says so to whoever lists links).
+    pub fn retire_link(&mut self, index: u32, alias: &str) -> Result<()> {
+        if alias.len() > 255 {
+            return Err(DatapathError::Invalid(format!(
+                "alias of {} bytes is too long",
+                alias.len()
+            )));
+        }
+        let mut msg = LinkUnspec::new_with_index(index).down().build();
+        msg.attributes
+            .push(LinkAttribute::IfAlias(alias.to_string()));
+        self.set_link(&format!("retire link #{index}"), msg)
+    }
+
     /// Enslaves the link to `master` (a bridge), or releases it with `None`.
     pub fn set_master(&mut self, index: u32, master: Option<u32>) -> Result<()> {
         let builder = LinkUnspec::new_with_index(index);

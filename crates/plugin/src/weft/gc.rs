@@ -85,6 +85,10 @@ fn is_stale(
     valid: &HashSet<(String, String)>,
     valid_names: &HashSet<String>,
 ) -> bool {
+    // Retired by a DEL whose detached delete did not run (or has not yet): always stale.
+    if let Some(net) = link.alias.as_deref().and_then(naming::retired_network) {
+        return net == network && link.kind.as_deref() == Some("veth");
+    }
     match link.alias.as_deref().and_then(naming::parse_alias) {
         Some((net, cid, ifname)) => {
             net == network && !valid.contains(&(cid.to_string(), ifname.to_string()))

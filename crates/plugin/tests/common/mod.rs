@@ -104,8 +104,27 @@ impl Node {
         sh(&self.ns, args)
     }
 
-    /// Host-side veths (weft's and the reference plugins', both named `veth…`) on the node.
+    /// Waits until every host veth a DEL retired (alias `weft-del/...`, deleted by a detached
+    /// child after DEL answered) is gone, with its pod end; fails after 5 s.
+    pub fn settle_deletes(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let retired = retired_links(&self.ns);
+            if retired.is_empty() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "retired veths still present 5 s after DEL: {retired:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Host-side veths (weft's and the reference plugins', both named `veth…`) on the node,
+    /// once deletes handed off by DEL have finished.
     pub fn host_veths(&self) -> Vec<String> {
+        self.settle_deletes();
         links(&self.ns)
             .into_iter()
             .filter(|(n, kind)| kind == "veth" && n.starts_with("veth"))
@@ -218,6 +237,22 @@ pub fn links(ns: &TestNs) -> Vec<(String, String)> {
                 .to_string();
             (name, kind)
         })
+        .collect()
+}
+
+/// Links of a namespace that a DEL retired (alias `weft-del/...`).
+pub fn retired_links(ns: &TestNs) -> Vec<String> {
+    let v: Value =
+        serde_json::from_str(&sh(ns, &["ip", "-j", "-d", "link", "show"])).expect("ip json");
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| {
+            l["ifalias"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("weft-del/"))
+        })
+        .map(|l| l["ifname"].as_str().unwrap_or("").to_string())
         .collect()
 }
 
