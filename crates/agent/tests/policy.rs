@@ -265,3 +265,37 @@ fn revisions_through_etcd() {
     drop(store);
     c.close();
 }
+
+#[test]
+fn dual_stack_pods_on_one_bridge() {
+    let dual =
+        r#"{"clusterCidrs":["10.244.0.0/16","fd00:10:244::/56"],"backend":{"type":"vxlan"}}"#;
+    let mut c = Cluster::new(dual, &["198.18.0.10/24"], 30);
+    c.start_all();
+    ready(&c, 0);
+    let (_, a) = c.add_pod_with(0, 5, true);
+    let (_, b) = c.add_pod_with(0, 6, true);
+    let store = Store::open(&c);
+    store.pod("x", "a", "node0", json!({"app": "a"}), &[&a[0], &a[1]]);
+    store.pod("x", "b", "node0", json!({"app": "b"}), &[&b[0], &b[1]]);
+    assert!(c.pod_ping(1, &a[1], 3), "IPv6 before any policy");
+    let rev = store.policy(
+        "x",
+        "a-from-nobody",
+        json!({"podSelector": {"matchLabels": {"app": "a"}}, "policyTypes": ["Ingress"]}),
+    );
+    c.wait_policy_revision(rev);
+    assert!(!c.pod_ping(1, &a[1], 1), "bridged IPv6 filtered");
+    assert!(!c.pod_ping(1, &a[0], 1), "bridged IPv4 filtered");
+    assert!(c.pod_ping(0, &b[1], 3), "b is not isolated");
+    // An IPv6-only claim of an unknown pod is quarantined in the IPv6 set.
+    let ghost = b[1].replace("::6", "::9");
+    assert_eq!(
+        c.nodes[0].claim("x", "ghost", &[&ghost]),
+        json!({"ok": true})
+    );
+    let q6 = c.nodes[0].nft_list("set", Some("wp_quarantine6")).unwrap();
+    assert!(q6.contains(&ghost), "{q6}");
+    drop(store);
+    c.close();
+}

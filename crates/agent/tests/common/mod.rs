@@ -309,6 +309,13 @@ impl Cluster {
     /// `host` (an offset in the node's IPv4 subnet), default route via the gateway.
     /// Returns the pod's index in [`Cluster::pods`] and its address.
     pub fn add_pod(&mut self, i: usize, host: u32) -> (usize, String) {
+        let (index, addrs) = self.add_pod_with(i, host, false);
+        (index, addrs[0].clone())
+    }
+
+    /// [`Cluster::add_pod`], with `dual` also host `host` of the node's IPv6 subnet (and
+    /// an IPv6 default route). Returns the pod's index and its addresses, IPv4 first.
+    pub fn add_pod_with(&mut self, i: usize, host: u32, dual: bool) -> (usize, Vec<String>) {
         let node = &self.nodes[i];
         let subnet = node
             .subnets()
@@ -350,11 +357,30 @@ impl Cluster {
         let mut default = RouteSpec::to("0.0.0.0/0".parse().unwrap());
         default.gateway = Some(IpAddr::V4(gw));
         pnl.add_route(&default).unwrap();
+        let mut addrs = vec![ip.to_string()];
+        if dual {
+            let subnet6 = node
+                .subnets()
+                .into_iter()
+                .find(|s| s.addr().is_ipv6())
+                .unwrap();
+            let IpAddr::V6(net6) = subnet6.network() else {
+                unreachable!()
+            };
+            let ip6 = std::net::Ipv6Addr::from(u128::from(net6) + u128::from(host));
+            let gw6 = std::net::Ipv6Addr::from(u128::from(net6) + 1);
+            let net = IpNet::new(IpAddr::V6(ip6), subnet6.prefix_len()).unwrap();
+            pnl.add_addr(eth0.index, net, true).unwrap();
+            let mut default6 = RouteSpec::to("::/0".parse().unwrap());
+            default6.gateway = Some(IpAddr::V6(gw6));
+            pnl.add_route(&default6).unwrap();
+            addrs.push(ip6.to_string());
+        }
         wait_until("pod port up", Duration::from_secs(5), || {
             nl.link_by_name(&host_end).unwrap().oper_up
         });
         self.pods.push(pod);
-        (self.pods.len() - 1, ip.to_string())
+        (self.pods.len() - 1, addrs)
     }
 
     pub fn log(&self, i: usize) -> String {
