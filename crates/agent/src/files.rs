@@ -126,10 +126,19 @@ pub fn render_conflist(
             }
     });
     if let (Some(socket), Some(fields)) = (policy_socket, plugin.as_object_mut()) {
-        fields.insert(
-            "policySocket".into(),
-            Value::String(socket.display().to_string()),
-        );
+        // Right after nodeConfig, as the policy contract shows it (keys keep their order).
+        let mut ordered = serde_json::Map::new();
+        for (key, value) in std::mem::take(fields) {
+            let after = key == "nodeConfig";
+            ordered.insert(key, value);
+            if after {
+                ordered.insert(
+                    "policySocket".into(),
+                    Value::String(socket.display().to_string()),
+                );
+            }
+        }
+        *fields = ordered;
     }
     json!({
         "cniVersion": "1.0.0",
@@ -191,6 +200,9 @@ mod tests {
         assert_eq!(p["ipam"]["ranges"][1][0]["subnet"], "fd00:10:244:1::/64");
         assert_eq!(p["ipam"]["dataDir"], "/var/lib/cni/networks");
         assert_eq!(p["policySocket"], "/run/weft/policy.sock");
+        let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+        let at = keys.iter().position(|k| *k == "nodeConfig").unwrap();
+        assert_eq!(keys[at + 1], "policySocket");
         let without = render_conflist(
             &local(&["10.244.1.0/24"]),
             Path::new("/run/weft/node.json"),
