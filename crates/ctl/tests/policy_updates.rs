@@ -16,7 +16,8 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use support::{Lab, SERIAL};
@@ -114,26 +115,6 @@ fn next_ip(lab: &Lab, node: &str) -> IpAddr {
     panic!("no last_reserved_ip.0 under {}", ipam.display());
 }
 
-/// One attempt to reach `target` from `ns`: true if anything answered (a connection, a
-/// reset, a UDP reply), i.e. the packet was not dropped.
-fn answered(ns: &NetnsFd, target: SocketAddr, proto: Proto) -> bool {
-    let timeout = Duration::from_millis(150);
-    run_in_netns(ns, || match proto {
-        Proto::Tcp => match TcpStream::connect_timeout(&target, timeout) {
-            Ok(_) => true,
-            Err(e) => e.kind() == ErrorKind::ConnectionRefused,
-        },
-        Proto::Udp => {
-            let s = UdpSocket::bind("0.0.0.0:0").unwrap();
-            s.set_read_timeout(Some(timeout)).unwrap();
-            let _ = s.send_to(b"x", target);
-            let mut buf = [0u8; 512];
-            matches!(s.recv_from(&mut buf), Ok((_, from)) if from == target)
-        }
-    })
-    .unwrap()
-}
-
 fn allowed(from: &PodState, to: &PodState, proto: Proto, timeout: Duration) -> bool {
     let target = SocketAddr::new(v4(to), 80);
     probe_with_timeout(&ns_of(from), target, proto, timeout)
@@ -151,6 +132,93 @@ fn echo(conn: &mut TcpStream, line: &str) -> bool {
     conn.read_exact(&mut buf).is_ok() && buf == line.as_bytes()
 }
 
+/// What the probes around a pod's start saw.
+#[derive(Debug, Default)]
+struct StartReport {
+    /// Connections that got through (or were answered by a reset).
+    leaks: Vec<String>,
+    /// Connection attempts from the pod once it had a route.
+    egress_attempts: usize,
+    /// Connection attempts to the pod once it had its address.
+    ingress_attempts: usize,
+}
+
+fn got_through(result: &std::io::Result<TcpStream>) -> bool {
+    match result {
+        Ok(_) => true,
+        Err(e) => e.kind() == ErrorKind::ConnectionRefused,
+    }
+}
+
+/// Applies the `locked` pod while probing, from its first moment, out of it (to `server`)
+/// and into it (from `clients`, once its address `ip` is configured).
+fn watch_pod_start(lab: &Lab, clients: &[&PodState], server: &PodState, ip: IpAddr) -> StartReport {
+    let stop = AtomicBool::new(false);
+    let addressed = AtomicBool::new(false);
+    let report = Mutex::new(StartReport::default());
+    let netns = named_netns_path(&lab.paths().pod_netns("w", "locked"));
+    let to_server = SocketAddr::new(v4(server), 80);
+    let timeout = Duration::from_millis(60);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // The namespace file exists a moment before it is mounted: retry until setns works.
+            while !stop.load(Ordering::SeqCst) {
+                let Ok(ns) = NetnsFd::open(&netns) else {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                };
+                let entered = run_in_netns(&ns, || {
+                    while !stop.load(Ordering::SeqCst) {
+                        if UdpSocket::bind((ip, 0)).is_ok() {
+                            addressed.store(true, Ordering::SeqCst);
+                        }
+                        let result = TcpStream::connect_timeout(&to_server, timeout);
+                        let unrouted = result.as_ref().err().and_then(|e| e.raw_os_error())
+                            == Some(nix::errno::Errno::ENETUNREACH as i32);
+                        if unrouted {
+                            std::thread::sleep(Duration::from_millis(1));
+                            continue;
+                        }
+                        let mut r = report.lock().unwrap();
+                        r.egress_attempts += 1;
+                        if got_through(&result) {
+                            r.leaks.push(format!("locked -> server: {result:?}"));
+                        }
+                    }
+                });
+                if entered.is_ok() {
+                    break;
+                }
+            }
+        });
+        for client in clients {
+            let (stop, addressed, report) = (&stop, &addressed, &report);
+            scope.spawn(move || {
+                let ns = ns_of(client);
+                let target = SocketAddr::new(ip, 80);
+                while !stop.load(Ordering::SeqCst) {
+                    if !addressed.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(1));
+                        continue;
+                    }
+                    let result =
+                        run_in_netns(&ns, || TcpStream::connect_timeout(&target, timeout)).unwrap();
+                    let mut r = report.lock().unwrap();
+                    r.ingress_attempts += 1;
+                    if got_through(&result) {
+                        r.leaks
+                            .push(format!("{} -> locked: {result:?}", client.key()));
+                    }
+                }
+            });
+        }
+        lab.apply("locked.yaml", LOCKED);
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, Ordering::SeqCst);
+    });
+    report.into_inner().unwrap()
+}
+
 #[test]
 fn pod_start_has_no_window_and_updates_reach_new_connections() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -166,51 +234,28 @@ fn pod_start_has_no_window_and_updates_reach_new_connections() {
     let patient = Duration::from_secs(2);
     assert!(allowed(&c1, &server, Proto::Tcp, patient));
 
-    // (a) A deny-all policy selects `locked` before it exists: from both nodes, probe the
-    // address it will get, from before CNI ADD until after apply returns. Nothing may answer.
+    // (a) A deny-all policy selects `locked` before it exists. From inside its namespace,
+    // from the moment the namespace exists, it keeps connecting to `server`; as soon as its
+    // address is configured the clients keep connecting to it. Nothing may get through.
     let predicted = next_ip(&lab, "node2");
-    let stop = AtomicBool::new(false);
-    let attempts = AtomicUsize::new(0);
-    let leaks = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for source in [&c1, &c2] {
-            for proto in [Proto::Tcp, Proto::Udp] {
-                let (stop, attempts, leaks) = (&stop, &attempts, &leaks);
-                scope.spawn(move || {
-                    let ns = ns_of(source);
-                    let target = SocketAddr::new(predicted, 80);
-                    while !stop.load(Ordering::SeqCst) {
-                        attempts.fetch_add(1, Ordering::SeqCst);
-                        if answered(&ns, target, proto) {
-                            leaks
-                                .lock()
-                                .unwrap()
-                                .push(format!("{} {proto}", source.key()));
-                        }
-                    }
-                });
-            }
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        lab.apply("locked.yaml", LOCKED);
-        std::thread::sleep(Duration::from_millis(700));
-        stop.store(true, Ordering::SeqCst);
-    });
+    let report = watch_pod_start(&lab, &[&c1, &c2], &server, predicted);
     let locked = pod(&lab, "locked");
     assert_eq!(
         v4(&locked),
         predicted,
         "the IP prediction failed; the check proved nothing"
     );
-    let leaks = leaks.into_inner().unwrap();
+    let (egress, ingress) = (report.egress_attempts, report.ingress_attempts);
+    eprintln!("pod start: {egress} probes out of the pod, {ingress} into it");
     assert!(
-        leaks.is_empty(),
-        "the deny-all-selected pod answered before its rules were in place: {leaks:?}"
+        report.leaks.is_empty(),
+        "the deny-all-selected pod passed traffic before its rules were in place ({} times), first: {:?}",
+        report.leaks.len(),
+        report.leaks.iter().take(5).collect::<Vec<_>>()
     );
-    let attempts = attempts.load(Ordering::SeqCst);
     assert!(
-        attempts >= 8,
-        "only {attempts} probe attempts during the pod's start"
+        egress >= 3 && ingress >= 3,
+        "too few probes while the pod started: {egress} out, {ingress} in"
     );
     assert!(!allowed(&c1, &locked, Proto::Tcp, quick));
     assert!(!allowed(&locked, &server, Proto::Tcp, quick));
