@@ -80,9 +80,16 @@ fn output_in(netns: &Path, program: &str, args: &[String]) -> Result<Output> {
 /// One TCP throughput sample in Gbit/s from the namespace at `netns` to `server`.
 /// Retries briefly while the server is still starting.
 pub fn iperf_gbps(netns: &Path, server: Ipv4Addr, seconds: u32) -> Result<f64> {
+    iperf_gbps_to(netns, server, 5201, seconds)
+}
+
+/// [`iperf_gbps`] to `port` (e.g. a hostPort that the node DNATs to the server's 5201).
+pub fn iperf_gbps_to(netns: &Path, server: Ipv4Addr, port: u16, seconds: u32) -> Result<f64> {
     let args: Vec<String> = [
         "-c",
         &server.to_string(),
+        "-p",
+        &port.to_string(),
         "-t",
         &seconds.to_string(),
         "-O",
