@@ -43,36 +43,22 @@ pub struct PolicyTable {
 }
 
 impl PolicyTable {
-    /// Brings the kernel to `wanted`. An element transaction that fails (someone removed
-    /// the table, or the kernel disagrees with what we think it has) falls back to the
-    /// whole table. On failure the kernel keeps its previous ruleset (nft transactions are
+    /// Brings the kernel to `wanted`, off the async thread (diffing and rendering a big
+    /// ruleset takes milliseconds). An element transaction that fails (someone removed the
+    /// table, or the kernel disagrees with what we think it has) falls back to the whole
+    /// table. On failure the kernel keeps its previous ruleset (nft transactions are
     /// atomic) and the next call loads the whole table.
-    pub async fn apply(&mut self, wanted: &Ruleset) -> Result<Applied> {
-        let step = next_step(self.applied.as_ref(), wanted);
-        let outcome = match step {
-            Step::Unchanged => Applied::Unchanged,
-            Step::Elements(script) => match run_nft(script).await {
-                Ok(()) => Applied::Elements,
-                Err(e) => {
-                    tracing::warn!(
-                        error = format!("{e:#}"),
-                        "element update failed, reloading the table"
-                    );
-                    self.load_table(wanted).await?
-                }
-            },
-            Step::Table(_) => self.load_table(wanted).await?,
-        };
-        self.applied = Some(wanted.clone());
+    pub async fn apply(&mut self, wanted: Ruleset) -> Result<Applied> {
+        let applied = self.applied.take();
+        let (outcome, wanted) = tokio::task::spawn_blocking(move || {
+            let outcome = apply_blocking(applied.as_ref(), &wanted);
+            (outcome, wanted)
+        })
+        .await
+        .map_err(|e| anyhow!("nft task: {e}"))?;
+        let outcome = outcome?;
+        self.applied = Some(wanted);
         Ok(outcome)
-    }
-
-    async fn load_table(&mut self, wanted: &Ruleset) -> Result<Applied> {
-        self.applied = None;
-        run_nft(wanted.render())
-            .await
-            .context("apply policy table")?;
-        Ok(Applied::Table)
     }
 
     /// Makes the next apply load the whole table (used when the table went missing).
@@ -83,6 +69,25 @@ impl PolicyTable {
     /// Whether anything was applied.
     pub fn is_applied(&self) -> bool {
         self.applied.is_some()
+    }
+}
+
+fn apply_blocking(applied: Option<&Ruleset>, wanted: &Ruleset) -> Result<Applied> {
+    let load = |script: &str| apply_nft(script, None).context("apply policy table");
+    match next_step(applied, wanted) {
+        Step::Unchanged => Ok(Applied::Unchanged),
+        Step::Elements(script) => match apply_nft(&script, None) {
+            Ok(()) => Ok(Applied::Elements),
+            Err(e) => {
+                tracing::warn!(error = %e, "element update failed, reloading the table");
+                load(&wanted.render())?;
+                Ok(Applied::Table)
+            }
+        },
+        Step::Table(script) => {
+            load(&script)?;
+            Ok(Applied::Table)
+        }
     }
 }
 

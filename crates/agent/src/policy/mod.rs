@@ -370,36 +370,45 @@ impl Enforcer {
     async fn apply(&mut self) -> Result<(), String> {
         let revision = self.state.synced_revision();
         let view = self.state.view();
-        let ruleset = compile_with_quarantine(&view.cluster, &self.cfg.node, &view.quarantined);
-        match self.table.apply(&ruleset).await {
+        let quarantined = view.quarantined.len();
+        let local_pods = view.local_pods;
+        let node = self.cfg.node.clone();
+        // Compiling a big cluster takes tens of milliseconds: not on the async thread,
+        // which the routing loop shares.
+        let compiled = tokio::task::spawn_blocking(move || {
+            compile_with_quarantine(&view.cluster, &node, &view.quarantined)
+        })
+        .await;
+        let ruleset = match compiled {
+            Ok(ruleset) => ruleset,
+            Err(e) => return Err(self.apply_failed(format!("policy compile task: {e}"))),
+        };
+        let (rules, sets) = (rule_count(&ruleset), ruleset.sets.len());
+        match self.table.apply(ruleset).await {
             Ok(how) => {
                 if how != apply::Applied::Unchanged {
-                    tracing::info!(
-                        ?how,
-                        revision,
-                        quarantined = view.quarantined.len(),
-                        "policy applied"
-                    );
+                    tracing::info!(?how, revision, quarantined, "policy applied");
                 }
                 self.dirty = false;
                 self.errors.apply = None;
                 self.applied = Applied {
                     revision: self.applied.revision.max(revision),
                     at_ms: unix_ms(),
-                    rules: rule_count(&ruleset),
-                    sets: ruleset.sets.len(),
-                    quarantined: view.quarantined.len(),
-                    local_pods: view.local_pods,
+                    rules,
+                    sets,
+                    quarantined,
+                    local_pods,
                 };
                 Ok(())
             }
-            Err(e) => {
-                let text = format!("{e:#}");
-                tracing::error!(error = %text, "policy apply failed");
-                self.errors.apply = Some(text.clone());
-                Err(text)
-            }
+            Err(e) => Err(self.apply_failed(format!("{e:#}"))),
         }
+    }
+
+    fn apply_failed(&mut self, text: String) -> String {
+        tracing::error!(error = %text, "policy apply failed");
+        self.errors.apply = Some(text.clone());
+        text
     }
 
     fn publish(&mut self) {
