@@ -201,6 +201,17 @@ pub fn status(paths: &LabPaths) -> Result<String> {
             "{:<9} {:<14} {:<18} {:<8} {:<6} {}\n",
             node.name, node.underlay_ip, weftd, healthy, peers, subnets
         ));
+        if let Some(p) = status.as_ref().and_then(|s| s.policy.as_ref()) {
+            let state = if p.enabled { "on" } else { "off" };
+            out.push_str(&format!(
+                "          policy: {state}, store revision {} enforced{}\n",
+                p.revision,
+                p.error
+                    .as_ref()
+                    .map(|e| format!(", error: {e}"))
+                    .unwrap_or_default()
+            ));
+        }
         if let Some(e) = status.and_then(|s| s.error) {
             out.push_str(&format!("          error: {e}\n"));
         }
