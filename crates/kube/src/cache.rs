@@ -100,18 +100,28 @@ impl Drop for KindCache {
 impl KindCache {
     /// Starts watching `api` (all namespaces) in the background.
     pub(crate) fn start(kind: Kind, api: Api<DynamicObject>, backoff: BackoffConfig) -> Self {
+        // resourceVersion=0 lists come from the API server's watch cache, not etcd: what
+        // client-go informers do, and what keeps thousands of nodes relisting affordable.
+        let config = watcher::Config::default().any_semantic();
+        let backoff = WatchBackoff::new(backoff.min, backoff.max, backoff.quiet);
+        let stream = StreamBackoff::new(watcher::watcher(api, config), backoff);
+        Self::from_stream(kind, stream)
+    }
+
+    /// Feeds the cache from any stream of watcher events.
+    fn from_stream<S>(kind: Kind, stream: S) -> Self
+    where
+        S: futures_util::Stream<Item = Result<Event<DynamicObject>, watcher::Error>>
+            + Send
+            + 'static,
+    {
         let (events, _) = broadcast::channel(FANOUT_BUFFER);
         let shared = Arc::new(Shared {
             kind,
             state: Mutex::new(State::default()),
             events,
         });
-        // resourceVersion=0 lists come from the API server's watch cache, not etcd: what
-        // client-go informers do, and what keeps thousands of nodes relisting affordable.
-        let config = watcher::Config::default().any_semantic();
-        let backoff = WatchBackoff::new(backoff.min, backoff.max, backoff.quiet);
-        let stream = Box::pin(StreamBackoff::new(watcher::watcher(api, config), backoff));
-        let task = tokio::spawn(run(Arc::clone(&shared), stream));
+        let task = tokio::spawn(run(Arc::clone(&shared), Box::pin(stream)));
         KindCache { shared, task }
     }
 
@@ -300,5 +310,126 @@ async fn forward(
         if tx.send(event).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+    use tokio::sync::mpsc::UnboundedSender;
+
+    use super::*;
+
+    type Feed = UnboundedSender<Result<Event<DynamicObject>, watcher::Error>>;
+
+    fn cache() -> (KindCache, Feed) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            let item = rx.recv().await?;
+            Some((item, rx))
+        });
+        (KindCache::from_stream(Kind::Namespaces, stream), tx)
+    }
+
+    fn ns(name: &str, rv: u64, team: &str) -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "resourceVersion": rv.to_string(),
+                         "labels": {"team": team}}}))
+        .unwrap()
+    }
+
+    async fn next(w: &mut WatchStream) -> Option<WatchEvent> {
+        tokio::time::timeout(Duration::from_millis(300), w.next())
+            .await
+            .ok()
+            .flatten()
+    }
+
+    fn team(view: &BTreeMap<String, Entry>, key: &str) -> Value {
+        view[key].value["metadata"]["labels"]["team"].clone()
+    }
+
+    #[tokio::test]
+    async fn relists_replace_and_unchanged_objects_are_quiet() {
+        let (cache, feed) = cache();
+        let mut watch = cache.subscribe();
+        assert!(cache.listing().is_none());
+        for event in [
+            Event::Init,
+            Event::InitApply(ns("a", 5, "x")),
+            Event::InitApply(ns("b", 7, "x")),
+            Event::InitDone,
+            Event::Apply(ns("a", 9, "x")),
+            Event::Apply(ns("a", 10, "y")),
+            Event::Init,
+            Event::InitApply(ns("a", 10, "y")),
+            Event::InitDone,
+        ] {
+            feed.send(Ok(event)).unwrap();
+        }
+        let Some(WatchEvent::Snapshot(first)) = next(&mut watch).await else {
+            panic!("snapshot first")
+        };
+        assert_eq!((first.entries.len(), first.revision), (2, 7));
+        let Some(WatchEvent::Put(a)) = next(&mut watch).await else {
+            panic!("put")
+        };
+        assert_eq!(
+            a.mod_revision, 10,
+            "the resourceVersion-only change was quiet"
+        );
+        let Some(WatchEvent::Snapshot(relisted)) = next(&mut watch).await else {
+            panic!("relist snapshot")
+        };
+        assert_eq!(relisted.entries.len(), 1);
+        assert_eq!(
+            relisted.revision, 11,
+            "a relist is newer than anything before"
+        );
+        assert_eq!(cache.get("b"), Some(None));
+    }
+
+    #[tokio::test]
+    async fn a_consumer_that_falls_behind_gets_a_fresh_snapshot() {
+        let (cache, feed) = cache();
+        feed.send(Ok(Event::Init)).unwrap();
+        feed.send(Ok(Event::InitDone)).unwrap();
+        let mut slow = cache.subscribe();
+        let total = (FANOUT_BUFFER + STREAM_BUFFER) as u64 * 2;
+        for i in 1..=total {
+            let name = format!("ns-{}", i % 50);
+            feed.send(Ok(Event::Apply(ns(&name, i, &i.to_string()))))
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut view = BTreeMap::new();
+        let mut snapshots = 0;
+        while let Some(event) = next(&mut slow).await {
+            match event {
+                WatchEvent::Snapshot(l) => {
+                    snapshots += 1;
+                    view = l.entries.into_iter().map(|e| (e.key.clone(), e)).collect();
+                }
+                WatchEvent::Put(e) => {
+                    view.insert(e.key.clone(), e);
+                }
+                WatchEvent::Delete { key, .. } => {
+                    view.remove(&key);
+                }
+            }
+        }
+        assert!(snapshots >= 2, "lagged without a resync snapshot");
+        let truth: BTreeMap<String, Entry> = cache
+            .listing()
+            .unwrap()
+            .entries
+            .into_iter()
+            .map(|e| (e.key.clone(), e))
+            .collect();
+        assert_eq!(view, truth);
+        let last = format!("ns-{}", total % 50);
+        assert_eq!(team(&view, &last), json!(total.to_string()));
     }
 }

@@ -140,12 +140,10 @@ impl KubeStore {
             }
         }
         entries.sort_by(|a, b| a.key.cmp(&b.key));
-        let revision = list
-            .metadata
-            .resource_version
-            .as_deref()
-            .and_then(|rv| rv.parse().ok())
-            .unwrap_or(0);
+        // The newest object, not the list's resourceVersion: the informer's snapshots are
+        // numbered that way too (kube's watcher keeps the list's version to itself), and a
+        // consumer comparing the two must not take this listing as newer than a relist.
+        let revision = entries.iter().map(|e| e.mod_revision).max().unwrap_or(0);
         Ok(Listing { entries, revision })
     }
 

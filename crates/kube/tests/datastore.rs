@@ -1,5 +1,11 @@
 //! The kubernetes datastore against a fake API server replaying recorded responses, through
 //! kube-rs's real client and watcher.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test helpers may fail loudly
 
 mod fake_api;
 
