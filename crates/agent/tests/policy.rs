@@ -211,6 +211,18 @@ fn claims_quarantine_and_answer_after_the_rules() {
     );
     let garbage = node.claim_raw("not json");
     assert_eq!(garbage["ok"], false);
+
+    // Someone flushes the table: the next periodic check loads it again.
+    assert!(
+        node.exec(&["nft", "delete", "table", "inet", "weft_policy"])
+            .status
+            .success()
+    );
+    let back = poll(Duration::from_secs(8), || {
+        node.nft_list("map", Some("wp_ingress4"))
+            .is_ok_and(|m| m.contains(&r_ip))
+    });
+    assert!(back, "table not restored:\n{}", c.log(0));
     c.close();
 }
 

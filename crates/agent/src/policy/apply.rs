@@ -91,11 +91,25 @@ fn apply_blocking(applied: Option<&Ruleset>, wanted: &Ruleset) -> Result<Applied
     }
 }
 
-/// Whether table `inet weft_policy` exists in weftd's namespace.
+/// Whether table `inet weft_policy` exists in weftd's namespace. Lists table names only:
+/// listing the table itself would dump every set element. An error counts as present, so
+/// a failing `nft` does not cause a reload every period.
 pub async fn table_present() -> bool {
-    tokio::task::spawn_blocking(|| nft_list_json(&["list", "table", "inet", TABLE], None).is_ok())
-        .await
-        .unwrap_or(false)
+    let listed =
+        tokio::task::spawn_blocking(|| nft_list_json(&["list", "tables", "inet"], None)).await;
+    match listed {
+        Ok(Ok(json)) => lists_policy_table(&json),
+        _ => true,
+    }
+}
+
+fn lists_policy_table(json: &serde_json::Value) -> bool {
+    json.get("nftables")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|item| item.get("table"))
+        .any(|t| t.get("family") == Some(&"inet".into()) && t.get("name") == Some(&TABLE.into()))
 }
 
 /// Removes table `inet weft_policy` if present (`--network-policy false`).
@@ -116,6 +130,18 @@ async fn run_nft(script: String) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn finds_the_table_in_a_listing() {
+        let json = serde_json::json!({"nftables": [
+            {"metainfo": {"version": "1.0.6"}},
+            {"table": {"family": "inet", "name": "weft_cluster", "handle": 1}},
+            {"table": {"family": "inet", "name": "weft_policy", "handle": 2}}]});
+        assert!(super::lists_policy_table(&json));
+        let other = serde_json::json!({"nftables": [
+            {"table": {"family": "ip", "name": "weft_policy", "handle": 1}}]});
+        assert!(!super::lists_policy_table(&other));
+    }
+
     use weft_policy::nft::{compile, compile_with_quarantine};
     use weft_policy::{Cluster, Pod};
 

@@ -398,8 +398,16 @@ impl Cluster {
         drop(self);
         let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
         let list = String::from_utf8_lossy(&out.stdout);
+        // Whole names: "…-fab-1" is a prefix of another test's "…-fab-12".
+        let listed: Vec<&str> = list
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
         for name in names {
-            assert!(!list.contains(&name), "{name} still listed:\n{list}");
+            assert!(
+                !listed.contains(&name.as_str()),
+                "{name} still listed:\n{list}"
+            );
         }
     }
 }
