@@ -13,6 +13,13 @@
 //! first use. Pod subnets are the Node's `spec.podCIDRs` ([`weft_store::Datastore::assigned_subnets`]);
 //! leases are accepted and never expire (a Node lives as long as Kubernetes says).
 //!
+//! RBAC the agent's service account needs (ClusterRole): `nodes`: get, list, watch, patch;
+//! `pods`, `namespaces`: get, list, watch; `networking.k8s.io` `networkpolicies`: get,
+//! list, watch.
+//!
+//! Revisions are resourceVersions read as numbers (every API server derives them from etcd
+//! revisions); a relist's snapshot is numbered above everything seen before it.
+//!
 //! This library enables no k8s-openapi version feature: the binary linking it must
 //! (`k8s-openapi = { version = "0.29.0", features = ["latest"] }`).
 

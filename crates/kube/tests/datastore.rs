@@ -407,3 +407,36 @@ async fn open_reads_a_kubeconfig() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_watch_that_is_always_gone_does_not_cause_a_relist_storm() {
+    let api = FakeApi::start().await;
+    let nodes = "/api/v1/nodes";
+    api.route(
+        "GET",
+        nodes,
+        false,
+        vec![Reply::ok(fixture("nodes-list-1.json"))],
+    );
+    let gone = r#"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 1000 (1200)","reason":"Expired","code":410}}"#;
+    api.route("GET", nodes, true, vec![Reply::watch(gone, End::Close)]);
+    let store = store(&api);
+    let mut watch = store.watch("nodes").await.unwrap();
+    assert_eq!(keys(&next(&mut watch).await), ["node-a", "node-b"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // 50 ms doubling to 400 ms (jittered down to 75 %) fits at most 8 relists in 1.5 s;
+    // resetting after each successful relist would have made about 30.
+    let lists = api.count("GET", nodes, false);
+    assert!((3..=8).contains(&lists), "{lists} lists in 1.5 s");
+    // Every relist is a fresh snapshot to the consumer.
+    let mut snapshots = 1;
+    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(100), watch.next()).await
+    {
+        assert!(matches!(event, WatchEvent::Snapshot(_)), "{event:?}");
+        snapshots += 1;
+    }
+    assert!(
+        snapshots >= lists - 1,
+        "{snapshots} snapshots for {lists} lists"
+    );
+}
