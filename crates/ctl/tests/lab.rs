@@ -172,6 +172,10 @@ fn two_nodes_full_matrix_apply_and_crash_safe_down() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was applied"));
     assert!(!lab.ok(&["status"]).contains("default/aa"));
+    // Its object, written before CNI ADD, was removed from the store again.
+    let trace = lab.run(&["trace", "default/aa", "default/pod-node1-0", "--port", "80"]);
+    assert_eq!(trace.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&trace.stderr).contains("unknown pod default/aa"));
     assert!(
         !lab.namespaces_left()
             .iter()

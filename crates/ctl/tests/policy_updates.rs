@@ -302,6 +302,10 @@ fn pod_start_has_no_window_and_updates_reach_new_connections() {
         !allowed(&c1, &server, Proto::Tcp, quick),
         "trusted-only not enforced"
     );
+    let denied = lab.run(&["trace", "w/client1", "w/server", "--port", "80"]);
+    assert_eq!(denied.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&denied.stdout);
+    assert!(text.contains("isolated by w/trusted-only"), "{text}");
     lab.apply(
         "client1-trusted.yaml",
         &client1("{role: client, trusted: \"yes\"}"),
@@ -311,6 +315,21 @@ fn pod_start_has_no_window_and_updates_reach_new_connections() {
         "label change that allows did not reach new connections"
     );
     assert!(!allowed(&c2, &server, Proto::Tcp, quick));
+    let json: serde_json::Value = serde_json::from_str(&lab.ok(&[
+        "trace",
+        "w/client1",
+        "w/server",
+        "--port",
+        "80",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    assert_eq!(json["allowed"], true, "{json}");
+    assert_eq!(
+        json["reasons"][1]["text"],
+        "ingress allowed by NetworkPolicy w/trusted-only, spec.ingress[0]"
+    );
     lab.apply("client1-plain.yaml", &client1("{role: client}"));
     assert!(
         !allowed(&c1, &server, Proto::Tcp, quick),
