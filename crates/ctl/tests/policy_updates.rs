@@ -84,6 +84,19 @@ spec:
   ingress: [{from: [{podSelector: {matchLabels: {trusted: "yes"}}}], ports: [{port: 80}]}]
 "#;
 
+const FROM_BLUE: &str = r#"
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-blue, namespace: w}
+spec:
+  podSelector: {matchLabels: {app: server}}
+  ingress: [{from: [{namespaceSelector: {matchLabels: {team: blue}}}]}]
+"#;
+
+fn namespace_w(labels: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: w, labels: {labels}}}\n")
+}
+
 fn client1(labels: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: client1, namespace: w, labels: {labels}}}\nspec: {{nodeName: node1, containers: [{{name: c, ports: [{{containerPort: 80}}, {{containerPort: 80, protocol: UDP}}]}}]}}\n"
@@ -341,6 +354,23 @@ fn pod_start_has_no_window_and_updates_reach_new_connections() {
         "policy deletion did not reach new connections"
     );
     assert!(allowed(&c2, &server, Proto::Udp, patient));
+
+    // Namespace labels count too: relabelling the namespace opens and closes the door.
+    lab.apply("from-blue.yaml", FROM_BLUE);
+    assert!(
+        !allowed(&c1, &server, Proto::Tcp, quick),
+        "from-blue not enforced"
+    );
+    lab.apply("ns-blue.yaml", &namespace_w("{team: blue}"));
+    assert!(
+        allowed(&c1, &server, Proto::Tcp, patient),
+        "namespace label change that allows did not reach new connections"
+    );
+    lab.apply("ns-plain.yaml", &namespace_w("{team: w}"));
+    assert!(
+        !allowed(&c2, &server, Proto::Udp, quick),
+        "namespace label change that denies did not reach new connections"
+    );
     lab.ok(&["down"]);
     assert_eq!(lab.namespaces_left(), Vec::<String>::new());
 }
