@@ -6,7 +6,7 @@
 //! cluster-wide watch per kind, as client-go's shared informers do.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -149,7 +149,7 @@ impl KindCache {
             let initial = state.synced.then(|| (state.seq, state.listing()));
             (initial, events)
         };
-        tokio::spawn(forward(Arc::clone(&self.shared), initial, events, tx));
+        tokio::spawn(forward(Arc::downgrade(&self.shared), initial, events, tx));
         WatchStream::from_receiver(rx)
     }
 }
@@ -276,8 +276,10 @@ fn remove(state: &mut State, key: String, revision: i64) -> Option<WatchEvent> {
 /// Copies fanned-out events into one consumer's stream. A consumer that fell so far behind
 /// that events were dropped gets a fresh snapshot instead (level-based consumers only need
 /// the latest state), and events it already has in that snapshot are skipped.
+///
+/// It holds the cache weakly: once the store is dropped, the stream ends (`None`).
 async fn forward(
-    shared: Arc<Shared>,
+    shared: Weak<Shared>,
     initial: Option<(u64, Listing)>,
     mut events: broadcast::Receiver<(u64, WatchEvent)>,
     tx: mpsc::Sender<WatchEvent>,
@@ -301,6 +303,9 @@ async fn forward(
                 event
             }
             Err(broadcast::error::RecvError::Lagged(_)) => {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
                 let state = shared.lock();
                 seen = state.seq;
                 WatchEvent::Snapshot(state.listing())
@@ -389,6 +394,21 @@ mod tests {
             "a relist is newer than anything before"
         );
         assert_eq!(cache.get("b"), Some(None));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_cache_ends_its_streams() {
+        let (cache, feed) = cache();
+        feed.send(Ok(Event::Init)).unwrap();
+        feed.send(Ok(Event::InitDone)).unwrap();
+        let mut watch = cache.subscribe();
+        assert!(matches!(
+            next(&mut watch).await,
+            Some(WatchEvent::Snapshot(_))
+        ));
+        drop(cache);
+        let end = tokio::time::timeout(Duration::from_secs(2), watch.next()).await;
+        assert_eq!(end.unwrap(), None);
     }
 
     #[tokio::test]
