@@ -5,7 +5,8 @@
 //! disagreement. Node sources and pod -> own-node addresses are not probed (see
 //! `weft_policy::nft`: node traffic is allowed by design).
 //!
-//! Needs root and the `weftd`, `weft`, `weft-ipam` binaries next to `weftctl`.
+//! Needs root and the `weftd`, `weft`, `weft-ipam` binaries next to `weftctl` (and
+//! /usr/bin/etcd with `WEFT_POLICY_LAB_STORE=etcd`).
 
 #![allow(
     clippy::unwrap_used,
@@ -276,7 +277,21 @@ fn policy_truth_table_matches_real_packets() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let lab = Lab::new("p");
-    lab.ok(&["up", "--nodes", "2", "--pods-per-node", "0"]);
+    // The default is vxlan with the embedded store; WEFT_POLICY_LAB_BACKEND=host-gw and
+    // WEFT_POLICY_LAB_STORE=etcd run the same table on the other datapath and datastore.
+    let backend = std::env::var("WEFT_POLICY_LAB_BACKEND").unwrap_or_else(|_| "vxlan".into());
+    let store = std::env::var("WEFT_POLICY_LAB_STORE").unwrap_or_else(|_| "embedded".into());
+    lab.ok(&[
+        "up",
+        "--nodes",
+        "2",
+        "--pods-per-node",
+        "0",
+        "--backend",
+        &backend,
+        "--store",
+        &store,
+    ]);
     require_enforcement(&lab);
     lab.apply("fixture.yaml", FIXTURE);
     let pods = fixture_pods(&lab);
