@@ -127,7 +127,12 @@ impl Chain {
 
     /// DEL through the chain in reverse order with the final ADD result.
     pub fn del(&self, att: &Attachment, cached: &Value) -> Result<ChainCall> {
-        self.call("DEL", att, self.plugins().iter().rev().collect(), Some(cached))
+        self.call(
+            "DEL",
+            att,
+            self.plugins().iter().rev().collect(),
+            Some(cached),
+        )
     }
 
     fn call(
@@ -331,8 +336,18 @@ fn print_latency(args: &Args, figs: &[Figures; 2]) {
     row("ADD p90 (ms)", r.add.p90(), w.add.p90(), "");
     row("DEL median (ms)", r.del.median(), w.del.median(), "");
     row("DEL p90 (ms)", r.del.p90(), w.del.p90(), "");
-    row("CPU per ADD, mean (ms)", r.add_cpu.mean(), w.add_cpu.mean(), "");
-    row("CPU per DEL, mean (ms)", r.del_cpu.mean(), w.del_cpu.mean(), "");
+    row(
+        "CPU per ADD, mean (ms)",
+        r.add_cpu.mean(),
+        w.add_cpu.mean(),
+        "",
+    );
+    row(
+        "CPU per DEL, mean (ms)",
+        r.del_cpu.mean(),
+        w.del_cpu.mean(),
+        "",
+    );
     row(
         "CPU per pod (ADD+DEL) (ms)",
         r.add_cpu.mean() + r.del_cpu.mean(),

@@ -81,7 +81,8 @@ fn link_client(chain: &Chain, client: &TestNs) -> Result<()> {
     )?));
     route.gateway = Some(NODE_IP.into());
     route.oif = Some(eth0.index);
-    cnl.add_route(&route).context("client route to the pod subnet")?;
+    cnl.add_route(&route)
+        .context("client route to the pod subnet")?;
     Ok(())
 }
 

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use weft_ctl::lab::agents::read_status;
+use weft_ctl::lab::LabPaths;
+use weft_ctl::lab::agents::{NodeDirs, read_status};
 use weft_ctl::lab::cmd::{UpOptions, down, up};
 use weft_ctl::lab::state::{BackendKind, StoreKind};
-use weft_ctl::lab::LabPaths;
 use weft_store::{Datastore, PutOptions, PutOutcome, StoreConfig};
 
 use super::apply::{ChangeFigures, change};
@@ -39,7 +39,9 @@ impl Lab {
                 );
             }
         }
-        let dir = tempfile::Builder::new().prefix("weft-bench-pol").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("weft-bench-pol")
+            .tempdir()?;
         let lab = Lab {
             paths: LabPaths::new(dir.path().join("lab"), prefix),
             _dir: dir,
@@ -58,9 +60,11 @@ impl Lab {
         Ok(lab)
     }
 
-    /// Waits until node1's weftd enforces `revision`; returns when it saw it.
-    fn wait_revision(&self, revision: i64) -> Result<Instant> {
+    /// Waits until node1's weftd enforces `revision`; returns when it saw it and the
+    /// status's `appliedAtMs` (unix ms of weftd's last nft apply) at that moment.
+    fn wait_revision(&self, revision: i64) -> Result<(Instant, Option<u64>)> {
         let deadline = Instant::now() + TIMEOUT;
+        let status_file = NodeDirs::of(&self.paths, "node1").status();
         loop {
             let status = read_status(&self.paths, "node1");
             if let Some(p) = status.as_ref().and_then(|s| s.policy.as_ref()) {
@@ -68,7 +72,8 @@ impl Lab {
                     bail!("weftd reports policy enforcement disabled");
                 }
                 if p.revision >= revision {
-                    return Ok(Instant::now());
+                    let seen = Instant::now();
+                    return Ok((seen, applied_at_ms(&status_file)));
                 }
                 if let Some(e) = &p.error {
                     eprintln!("weftd policy error (still waiting): {e}");
@@ -80,6 +85,19 @@ impl Lab {
             std::thread::sleep(POLL);
         }
     }
+}
+
+/// `policy.appliedAtMs` of a status.json.
+fn applied_at_ms(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.pointer("/policy/appliedAtMs")?.as_u64()
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0))
 }
 
 impl Drop for Lab {
@@ -104,14 +122,19 @@ impl Store {
         let config = StoreConfig::Embedded {
             dir: paths.store_dir(),
         };
-        let store = runtime.block_on(config.open()).context("open the lab datastore")?;
+        let store = runtime
+            .block_on(config.open())
+            .context("open the lab datastore")?;
         Ok(Store { runtime, store })
     }
 
     fn put(&self, o: &Object) -> Result<i64> {
         let outcome = self
             .runtime
-            .block_on(self.store.put(o.kind, &o.key, &o.value, PutOptions::default()))
+            .block_on(
+                self.store
+                    .put(o.kind, &o.key, &o.value, PutOptions::default()),
+            )
             .with_context(|| format!("put {}/{}", o.kind, o.key))?;
         match outcome {
             PutOutcome::Written { revision } => Ok(revision),
@@ -130,6 +153,9 @@ pub struct AgentFigures {
     pub changes: ChangeFigures,
     /// Per change: the store write alone.
     pub put: crate::stats::Samples,
+    /// Per change that weftd applied: store write -> `appliedAtMs` of that apply (ms
+    /// resolution): when the kernel had it, before the revision was confirmed.
+    pub applied: crate::stats::Samples,
 }
 
 /// Runs (b) through weftd.
@@ -146,18 +172,24 @@ pub fn through_weftd(
     for o in objects {
         last = store.put(o)?;
     }
-    let initial = lab.wait_revision(last)?.duration_since(t0);
+    let initial = lab.wait_revision(last)?.0.duration_since(t0);
     // Let the initial burst settle (weftd may still write status or GC).
     std::thread::sleep(Duration::from_millis(500));
     let namespaces = shape.namespaces.max(1);
     let mut figs = ChangeFigures::default();
     let mut put = crate::stats::Samples::default();
+    let mut applied = crate::stats::Samples::default();
     for k in 0..changes {
         let (object, is_label) = change(k, shape, namespaces);
+        let before_ms = unix_ms();
         let t0 = Instant::now();
         let revision = store.put(&object)?;
         put.push(t0.elapsed());
-        let took = lab.wait_revision(revision)?.duration_since(t0);
+        let (seen, applied_at) = lab.wait_revision(revision)?;
+        let took = seen.duration_since(t0);
+        if let Some(at) = applied_at.filter(|at| *at >= before_ms) {
+            applied.push(Duration::from_millis(at - before_ms));
+        }
         figs.latency.push(took);
         if is_label {
             figs.label.push(took);
@@ -174,5 +206,6 @@ pub fn through_weftd(
         objects: objects.len(),
         changes: figs,
         put,
+        applied,
     })
 }

@@ -121,7 +121,7 @@ pub fn change(k: usize, shape: Shape, namespaces: usize) -> (Object, bool) {
     let generated_pods = shape.pods.saturating_sub(3).max(1);
     let generated_policies = shape.policies.saturating_sub(3).max(1);
     let round = k / 2;
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         let i = (round * 37) % generated_pods;
         // Every visit moves the pod to another app than it had.
         let labels = pod_labels(i, pod_app(i) + 1 + round / generated_pods);
@@ -130,14 +130,21 @@ pub fn change(k: usize, shape: Shape, namespaces: usize) -> (Object, bool) {
         let j = (round * 13) % generated_policies;
         let variant = u16::try_from(1 + round % 7).unwrap_or(1);
         let ns = format!("ns{}", j % namespaces);
-        (policy_with(&ns, j / namespaces, j, namespaces, variant), false)
+        (
+            policy_with(&ns, j / namespaces, j, namespaces, variant),
+            false,
+        )
     }
 }
 
 /// (b) in-process: for each change, re-parse the object, recompile, and apply the element
 /// delta (or the full table when the structure changed), in a namespace holding the full
 /// ruleset.
-pub fn in_process_changes(objects: &[Object], shape: Shape, changes: usize) -> Result<ChangeFigures> {
+pub fn in_process_changes(
+    objects: &[Object],
+    shape: Shape,
+    changes: usize,
+) -> Result<ChangeFigures> {
     let namespaces = shape.namespaces.max(1);
     let mut inv = Inventory::new(objects, shape.nodes)?;
     let ns = TestNs::new("polchg")?;

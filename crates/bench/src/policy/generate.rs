@@ -93,7 +93,7 @@ fn namespace(name: &str, n: usize) -> Object {
         key: name.to_string(),
         value: json!({"metadata": {"name": name, "labels": {
             "team": format!("team{}", n % TEAMS),
-            "env": if n % 2 == 0 { "prod" } else { "staging" },
+            "env": if n.is_multiple_of(2) { "prod" } else { "staging" },
         }}}),
     }
 }

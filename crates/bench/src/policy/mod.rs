@@ -96,7 +96,17 @@ pub fn run(args: &Args) -> Result<()> {
             ms(w.initial),
             ms(w.put.median())
         );
-        print_changes("through weftd (store write -> status.json policy.revision)", &w.changes);
+        print_changes(
+            "through weftd (store write -> status.json policy.revision)",
+            &w.changes,
+        );
+        println!(
+            "    store write -> weftd's nft apply done (appliedAtMs), {} of {} changes applied: p50 {:.0} ms   p99 {:.0} ms",
+            w.applied.len(),
+            w.changes.latency.len(),
+            ms(w.applied.median()),
+            ms(w.applied.p99())
+        );
     }
     let b = apply::in_process_changes(&objects, shape, args.changes)?;
     print_changes("in-process (re-parse, recompile, nft delta)", &b);
