@@ -27,7 +27,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use support::{Lab, SERIAL};
 use weft_ctl::lab::agents::read_status;
-use weft_ctl::lab::probe::{ProbeResult, probe_with_timeout};
+use weft_ctl::lab::probe::{ProbeResult, probe_udp_from_port, probe_with_timeout};
 use weft_ctl::lab::state::{PodState, Proto};
 use weft_ctl::lab::trace::lab_cluster;
 use weft_datapath::{NetnsFd, named_netns_path};
@@ -53,6 +53,8 @@ struct Case {
 struct ProbeSpec {
     proto: Proto,
     port: u16,
+    /// Between the pods' IPv6 addresses (dual-stack labs).
+    v6: bool,
 }
 
 impl ProbeSpec {
@@ -61,6 +63,7 @@ impl ProbeSpec {
         ProbeSpec {
             proto: proto.parse().unwrap(),
             port: port.parse().unwrap(),
+            v6: false,
         }
     }
     fn policy_protocol(self) -> Protocol {
@@ -73,7 +76,8 @@ impl ProbeSpec {
 
 impl std::fmt::Display for ProbeSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.proto, self.port)
+        let family = if self.v6 { " over IPv6" } else { "" };
+        write!(f, "{}/{}{family}", self.proto, self.port)
     }
 }
 
@@ -111,6 +115,21 @@ fn manifest(policies: &[Value]) -> String {
         .join("---\n")
 }
 
+/// A UDP source port not used before in this run (below the kernel's ephemeral range, so
+/// no other socket takes it): an allowed probe leaves a conntrack entry that would accept a
+/// later probe on the same 4-tuple whatever the policies say by then (TCP is immune: a new
+/// SYN on a closed tuple starts a new conntrack entry).
+fn fresh_udp_port() -> u16 {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst) % 12_000;
+    20_000 + u16::try_from(n).unwrap()
+}
+
+/// A pod's address of the family asked for.
+fn address(pod: &PodState, v6: bool) -> &std::net::IpAddr {
+    pod.ips.iter().find(|ip| ip.is_ipv6() == v6).unwrap()
+}
+
 /// Probes `pairs` (indices into `pods`) in parallel; `timeout` per probe.
 fn probe_pairs(
     pods: &[PodState],
@@ -129,9 +148,13 @@ fn probe_pairs(
                         break;
                     };
                     let ns = NetnsFd::open(named_netns_path(&pods[from].netns)).unwrap();
-                    let ip = pods[to].ips.iter().find(|ip| ip.is_ipv4()).unwrap();
+                    let ip = address(&pods[to], spec.v6);
                     let target = SocketAddr::new(*ip, spec.port);
-                    let r = probe_with_timeout(&ns, target, spec.proto, timeout).unwrap();
+                    let r = match spec.proto {
+                        Proto::Tcp => probe_with_timeout(&ns, target, spec.proto, timeout),
+                        Proto::Udp => probe_udp_from_port(&ns, target, timeout, fresh_udp_port()),
+                    }
+                    .unwrap();
                     results.lock().unwrap()[i] = Some(r);
                 }
             });
@@ -154,7 +177,13 @@ fn compare(cluster: &Cluster, pods: &[PodState], spec: ProbeSpec) -> Vec<String>
     let verdicts: Vec<_> = pairs
         .iter()
         .map(|&(f, t)| {
-            let ep = |p: &PodState| Endpoint::pod(&p.namespace, &p.name);
+            let ep = |p: &PodState| {
+                if spec.v6 {
+                    Endpoint::Ip(*address(p, true))
+                } else {
+                    Endpoint::pod(&p.namespace, &p.name)
+                }
+            };
             evaluate(
                 cluster,
                 &ep(&pods[f]),
@@ -281,7 +310,9 @@ fn policy_truth_table_matches_real_packets() {
     // WEFT_POLICY_LAB_STORE=etcd run the same table on the other datapath and datastore.
     let backend = std::env::var("WEFT_POLICY_LAB_BACKEND").unwrap_or_else(|_| "vxlan".into());
     let store = std::env::var("WEFT_POLICY_LAB_STORE").unwrap_or_else(|_| "embedded".into());
-    lab.ok(&[
+    // WEFT_POLICY_LAB_IPV6=1: dual stack, every probe also between the IPv6 addresses.
+    let ipv6 = std::env::var("WEFT_POLICY_LAB_IPV6").is_ok_and(|v| v == "1");
+    let mut up = vec![
         "up",
         "--nodes",
         "2",
@@ -291,7 +322,11 @@ fn policy_truth_table_matches_real_packets() {
         &backend,
         "--store",
         &store,
-    ]);
+    ];
+    if ipv6 {
+        up.push("--ipv6");
+    }
+    lab.ok(&up);
     require_enforcement(&lab);
     lab.apply("fixture.yaml", FIXTURE);
     let pods = fixture_pods(&lab);
@@ -317,6 +352,11 @@ fn policy_truth_table_matches_real_packets() {
         } else {
             case.probes.iter().map(|p| ProbeSpec::parse(p)).collect()
         };
+        let specs: Vec<ProbeSpec> = specs
+            .into_iter()
+            .flat_map(|s| [s, ProbeSpec { v6: true, ..s }])
+            .filter(|s| ipv6 || !s.v6)
+            .collect();
         let mut lines = Vec::new();
         for spec in specs {
             lines.extend(compare(&loaded.cluster, &pods, spec));

@@ -368,7 +368,7 @@ fn pod_start_has_no_window_and_updates_reach_new_connections() {
     );
     lab.apply("ns-plain.yaml", &namespace_w("{team: w}"));
     assert!(
-        !allowed(&c2, &server, Proto::Udp, quick),
+        !allowed(&c2, &server, Proto::Tcp, quick),
         "namespace label change that denies did not reach new connections"
     );
     lab.ok(&["down"]);

@@ -54,7 +54,7 @@ pub fn probe_with_timeout(
 ) -> Result<ProbeResult> {
     let result = run_in_netns(ns, || match protocol {
         Proto::Tcp => probe_tcp(target, timeout),
-        Proto::Udp => probe_udp(target, timeout),
+        Proto::Udp => probe_udp(target, timeout, 0),
     })?;
     Ok(result)
 }
@@ -86,13 +86,27 @@ fn probe_tcp(target: SocketAddr, timeout: Duration) -> ProbeResult {
     result
 }
 
-fn probe_udp(target: SocketAddr, timeout: Duration) -> ProbeResult {
+/// A UDP probe from a chosen source port. Tests that flip policies between probes use a
+/// fresh port each time: a reused 4-tuple would match the conntrack entry of an earlier,
+/// allowed probe (established traffic is accepted before any policy rule).
+pub fn probe_udp_from_port(
+    ns: &NetnsFd,
+    target: SocketAddr,
+    timeout: Duration,
+    source_port: u16,
+) -> Result<ProbeResult> {
+    Ok(run_in_netns(ns, || {
+        probe_udp(target, timeout, source_port)
+    })?)
+}
+
+fn probe_udp(target: SocketAddr, timeout: Duration, source_port: u16) -> ProbeResult {
     let local: IpAddr = match target {
         SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
         SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
     };
     let attempt = || -> std::io::Result<ProbeResult> {
-        let socket = UdpSocket::bind((local, 0))?;
+        let socket = UdpSocket::bind((local, source_port))?;
         socket.connect(target)?;
         socket.set_read_timeout(Some(timeout))?;
         let source = socket.local_addr()?.ip();
