@@ -1,9 +1,9 @@
 //! The differential NetworkPolicy truth table on a real lab: for every case in
 //! `tests/policy/cases.yaml`, `lab apply` the policies (which waits until every weftd
 //! enforces them), compute the expected 9x9 matrix with the pure evaluator from the objects
-//! in the lab's store, probe every ordered pod pair with real packets, and report every
-//! disagreement. Node sources and pod -> own-node addresses are not probed (see
-//! `weft_policy::nft`: node traffic is allowed by design).
+//! in the lab's store, probe every ordered pod pair with real packets (IPv4 and IPv6 of a
+//! dual-stack lab), and report every disagreement. Node sources and pod -> own-node
+//! addresses are not probed (see `weft_policy::nft`: node traffic is allowed by design).
 //!
 //! Needs root and the `weftd`, `weft`, `weft-ipam` binaries next to `weftctl` (and
 //! /usr/bin/etcd with `WEFT_POLICY_LAB_STORE=etcd`).
@@ -310,8 +310,9 @@ fn policy_truth_table_matches_real_packets() {
     // WEFT_POLICY_LAB_STORE=etcd run the same table on the other datapath and datastore.
     let backend = std::env::var("WEFT_POLICY_LAB_BACKEND").unwrap_or_else(|_| "vxlan".into());
     let store = std::env::var("WEFT_POLICY_LAB_STORE").unwrap_or_else(|_| "embedded".into());
-    // WEFT_POLICY_LAB_IPV6=1: dual stack, every probe also between the IPv6 addresses.
-    let ipv6 = std::env::var("WEFT_POLICY_LAB_IPV6").is_ok_and(|v| v == "1");
+    // Dual stack: every probe also between the IPv6 addresses (where the IPv4 ipBlocks of
+    // the cases match nothing). WEFT_POLICY_LAB_IPV6=0 probes IPv4 only.
+    let ipv6 = std::env::var("WEFT_POLICY_LAB_IPV6").map_or(true, |v| v != "0");
     let mut up = vec![
         "up",
         "--nodes",
