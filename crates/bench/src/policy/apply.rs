@@ -107,6 +107,8 @@ pub struct ChangeFigures {
     pub label: Samples,
     /// Policy changes only.
     pub policy: Samples,
+    /// In-process only: re-parse + recompile part of each change.
+    pub compile: Samples,
     /// Changes applied as element-only deltas.
     pub deltas: usize,
     /// Changes that needed the full table.
@@ -157,6 +159,7 @@ pub fn in_process_changes(
         let t0 = Instant::now();
         inv.upsert(&object)?;
         let next = compile(&inv.cluster(), NODE);
+        out.compile.push(t0.elapsed());
         match element_delta(&current, &next) {
             Some(delta) if delta.is_empty() => out.unchanged += 1,
             Some(delta) => {

@@ -208,4 +208,11 @@ fn print_changes(how: &str, b: &apply::ChangeFigures) {
             }
         );
     }
+    if b.compile.len() > 0 {
+        println!(
+            "    of which re-parse + recompile: p50 {:.1} ms   p99 {:.1} ms",
+            ms(b.compile.median()),
+            ms(b.compile.p99())
+        );
+    }
 }
