@@ -13,7 +13,9 @@ use weft_cluster::{ClusterConfig, NodeLocalConfig, NodePlan, NodeRecord, derive_
 use weft_store::subnets::KIND_NODES;
 use weft_store::{Datastore, LeaseState, WatchEvent, WatchStream};
 
-use crate::cli::Args;
+use weft_observe::{Health, Metrics, Observe};
+
+use crate::cli::{Args, MetricsAddress};
 use crate::desired::{local_setup, peer_plan};
 use crate::files::{Paths, Status};
 use crate::kernel::{Converged, Kernel, Underlay};
@@ -30,18 +32,19 @@ pub async fn run(args: Args) -> Result<()> {
         .with_context(|| format!("read {}", args.cluster_config.display()))?;
     let cfg: ClusterConfig = serde_json::from_str(&text).context("parse cluster config")?;
     cfg.validate()?;
+    let observe = start_observe(&args).await;
     let mut kernel = Kernel::open()?;
-    let underlay = wait_for_underlay(&mut kernel, &args.underlay_iface).await;
+    let underlay = wait_for_underlay(&mut kernel, &args.underlay_iface, &observe).await;
     let pod_mtu = derive_mtu(&cfg, underlay.mtu, underlay.primary.addr().is_ipv6())?;
     tracing::info!(node = %args.node_name, underlay = %underlay.primary, pod_mtu, "starting");
-    let store = open_store(&args).await;
+    let store = open_store(&args, &observe).await;
     let paths = Paths {
         run_dir: args.run_dir.clone(),
         cni_conf_dir: args.cni_conf_dir.clone(),
         ipam_data_dir: args.ipam_data_dir.clone(),
         policy_socket: args.network_policy.then(|| args.policy_socket()),
     };
-    let status = Arc::new(StatusBoard::new(paths.clone()));
+    let status = Arc::new(StatusBoard::new(paths.clone(), observe));
     start_policy(&args, &store, &status).await;
     let mut agent = Agent {
         paths,
@@ -81,10 +84,38 @@ async fn start_policy(args: &Args, store: &Arc<dyn Datastore>, status: &Arc<Stat
     ));
 }
 
+/// Serves health and metrics from the start, so a node stuck waiting for its underlay
+/// or datastore shows as live but not ready. A failed bind is logged, not fatal: pods
+/// keep being networked without metrics.
+async fn start_observe(args: &Args) -> Arc<Observe> {
+    // Live as long as the loop turns at least every few resyncs (waits beat too).
+    let stale_after = (args.resync() * 6).max(Duration::from_secs(60));
+    let observe = Arc::new(Observe {
+        metrics: Metrics::new(),
+        health: Health::new(stale_after),
+    });
+    if let MetricsAddress::At(addr) = args.metrics_address {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(%addr, "serving /healthz, /readyz, /metrics");
+                let observe = Arc::clone(&observe);
+                tokio::spawn(async move {
+                    if let Err(e) = weft_observe::serve(listener, observe).await {
+                        tracing::error!(error = %e, "metrics server stopped");
+                    }
+                });
+            }
+            Err(e) => tracing::error!(%addr, error = %e, "cannot serve metrics"),
+        }
+    }
+    observe
+}
+
 /// The underlay may come up after weftd (boot order, a lab still wiring): wait for it.
-async fn wait_for_underlay(kernel: &mut Kernel, iface: &str) -> Underlay {
+async fn wait_for_underlay(kernel: &mut Kernel, iface: &str, observe: &Observe) -> Underlay {
     let mut backoff = MIN_BACKOFF;
     loop {
+        observe.health.beat();
         match kernel.underlay(iface) {
             Ok(underlay) => return underlay,
             Err(e) => tracing::warn!(error = format!("{e:#}"), "underlay not ready, waiting"),
@@ -94,11 +125,16 @@ async fn wait_for_underlay(kernel: &mut Kernel, iface: &str) -> Underlay {
     }
 }
 
-async fn open_store(args: &Args) -> Arc<dyn Datastore> {
+async fn open_store(args: &Args, observe: &Observe) -> Arc<dyn Datastore> {
     let config = args.store_config();
     let mut backoff = MIN_BACKOFF;
     loop {
-        match config.open().await {
+        observe.health.beat();
+        let opened = match &config {
+            Some(config) => config.open().await,
+            None => weft_kube::open(args.kubeconfig.as_deref()).await,
+        };
+        match opened {
             Ok(store) => return store,
             Err(e) => tracing::warn!(error = %e, "cannot open datastore, retrying"),
         }
@@ -235,6 +271,14 @@ impl Agent {
     /// Everything that talks to the datastore; failures are recorded and retried later.
     async fn store_sync(&mut self, watch: &mut Option<WatchStream>) {
         let result = self.store_sync_inner(watch).await;
+        self.status
+            .observe()
+            .metrics
+            .set_datastore_up(result.is_ok());
+        self.status
+            .observe()
+            .metrics
+            .set_watch_up("nodes", watch.is_some());
         self.errors.store = match result {
             Ok(()) => match self.membership.as_ref().map(Membership::state) {
                 Some(LeaseState::Unreachable { error, .. }) => {
@@ -328,21 +372,29 @@ impl Agent {
             .as_ref()
             .map_or(0, |p| peer_count(p, &self.local, &peers));
         let kernel = Arc::clone(&self.kernel);
+        let (data_dir, subnets) = (self.paths.ipam_data_dir.clone(), self.local.subnets.clone());
+        let started = Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             let mut kernel = kernel.lock().map_err(|_| anyhow!("kernel lock poisoned"))?;
-            Ok(kernel.converge(&setup, plan.as_ref()))
+            let converged = kernel.converge(&setup, plan.as_ref());
+            Ok((converged, crate::usage::ipam_usage(&data_dir, &subnets)))
         })
         .await
         .map_err(anyhow::Error::from)
         .and_then(|r| r);
+        let elapsed = started.elapsed().as_secs_f64();
         let ok = match result {
-            Ok(converged) => self.after_converge(&converged),
+            Ok((converged, usage)) => {
+                self.status.observe().metrics.set_ipam(&usage);
+                self.after_converge(&converged)
+            }
             Err(e) => {
                 tracing::error!(error = format!("{e:#}"), "programming the node failed");
                 self.errors.kernel = Some(format!("kernel: {e:#}"));
                 false
             }
         };
+        self.status.observe().metrics.observe_reconcile(elapsed, ok);
         let healthy = ok && self.membership.is_some() && self.peers.known() && self.published;
         self.write_status(healthy, programmed);
     }

@@ -16,6 +16,9 @@ pub enum StoreKind {
     Embedded,
     /// etcd v3.
     Etcd,
+    /// The Kubernetes API: Nodes (podCIDRs, InternalIP, weft's annotations), Pods,
+    /// Namespaces and NetworkPolicies.
+    Kubernetes,
 }
 
 /// weftd: the weft node agent. Programs the network namespace it runs in.
@@ -37,6 +40,10 @@ pub struct Args {
     /// etcd key prefix (default: the store's, `/weft/v1`).
     #[arg(long)]
     pub etcd_prefix: Option<String>,
+    /// With `--store kubernetes`: a kubeconfig file. Default: the in-cluster service
+    /// account when running in a pod, else `$KUBECONFIG` / `~/.kube/config`.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
     /// JSON file with the cluster config (clusterCidrs, nodePrefixV4/V6, backend, mtu).
     #[arg(long)]
     pub cluster_config: PathBuf,
@@ -62,22 +69,46 @@ pub struct Args {
     /// `<run-dir>/policy.sock`). `false` removes the table and writes no `policySocket`.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub network_policy: bool,
+    /// Address of `/healthz`, `/readyz` and `/metrics` (Prometheus), or `none`. Loopback
+    /// by default: the DaemonSet's probes name 127.0.0.1, and nothing else needs it.
+    #[arg(long, default_value = "127.0.0.1:9962", value_parser = parse_metrics_address)]
+    pub metrics_address: MetricsAddress,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     pub log_level: tracing::Level,
 }
 
+/// Where the observability endpoints listen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAddress {
+    /// Not served.
+    Off,
+    /// Served on this address.
+    At(std::net::SocketAddr),
+}
+
+fn parse_metrics_address(text: &str) -> Result<MetricsAddress, String> {
+    if text == "none" {
+        return Ok(MetricsAddress::Off);
+    }
+    text.parse()
+        .map(MetricsAddress::At)
+        .map_err(|e| format!("{text:?}: {e} (want IP:PORT or none)"))
+}
+
 impl Args {
     /// The datastore to open.
-    pub fn store_config(&self) -> StoreConfig {
+    /// `None` for Kubernetes, which `weft_kube::open` handles.
+    pub fn store_config(&self) -> Option<StoreConfig> {
         match self.store {
-            StoreKind::Embedded => StoreConfig::Embedded {
+            StoreKind::Embedded => Some(StoreConfig::Embedded {
                 dir: self.store_path.clone().unwrap_or_default(),
-            },
-            StoreKind::Etcd => StoreConfig::Etcd {
+            }),
+            StoreKind::Etcd => Some(StoreConfig::Etcd {
                 endpoints: self.etcd_endpoints.clone(),
                 prefix: self.etcd_prefix.clone(),
-            },
+            }),
+            StoreKind::Kubernetes => None,
         }
     }
 
@@ -120,8 +151,14 @@ mod tests {
         assert_eq!(a.etcd_endpoints.len(), 2);
         assert_eq!(a.run_dir, PathBuf::from("/run/weft"));
         assert_eq!(a.resync(), Duration::from_secs(10));
-        assert!(matches!(a.store_config(), StoreConfig::Etcd { .. }));
+        assert!(matches!(a.store_config(), Some(StoreConfig::Etcd { .. })));
         assert!(a.network_policy);
+        assert_eq!(
+            a.metrics_address,
+            MetricsAddress::At("127.0.0.1:9962".parse().unwrap())
+        );
+        assert_eq!(parse_metrics_address("none"), Ok(MetricsAddress::Off));
+        assert!(parse_metrics_address("localhost").is_err());
         assert_eq!(a.policy_socket(), PathBuf::from("/run/weft/policy.sock"));
         let off = Args::try_parse_from([
             "weftd",
@@ -150,5 +187,18 @@ mod tests {
             "eth0",
         ]);
         assert!(missing_path.is_err());
+        let kube = Args::try_parse_from([
+            "weftd",
+            "--node-name",
+            "n1",
+            "--store",
+            "kubernetes",
+            "--cluster-config",
+            "/c.json",
+            "--underlay-iface",
+            "eth0",
+        ])
+        .unwrap();
+        assert!(kube.store_config().is_none());
     }
 }

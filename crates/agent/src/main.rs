@@ -15,6 +15,7 @@ mod membership;
 mod peers;
 mod policy;
 mod status;
+mod usage;
 
 use std::process::ExitCode;
 

@@ -10,6 +10,25 @@ use weft_cluster::{ClusterConfig, NodeRecord};
 use weft_store::subnets::{claim_node_subnets_with_hints, publish_node};
 use weft_store::{Datastore, LeaseKeeper, LeaseState};
 
+/// Subnets assigned outside weft must lie in the cluster CIDRs weft routes and masquerades
+/// by: otherwise kube-controller-manager's `--cluster-cidr` and weft's config disagree.
+fn check_assigned(cfg: &ClusterConfig, assigned: Vec<IpNet>) -> Result<Vec<IpNet>> {
+    if let Some(outside) = assigned
+        .iter()
+        .find(|s| !cfg.cluster_cidrs.iter().any(|c| c.contains(*s)))
+    {
+        anyhow::bail!(
+            "podCIDR {outside} is outside the cluster CIDRs {:?} \
+             (kube-controller-manager --cluster-cidr must match weft's clusterCidrs)",
+            cfg.cluster_cidrs
+        );
+    }
+    if assigned.is_empty() {
+        anyhow::bail!("no pod subnets assigned to this node yet");
+    }
+    Ok(assigned)
+}
+
 /// A live claim: the lease keeper and the subnets attached to its lease.
 #[derive(Debug)]
 pub struct Membership {
@@ -32,9 +51,18 @@ impl Membership {
         hints: &[IpNet],
     ) -> Result<Membership> {
         let lease = store.grant_lease(ttl).await.context("grant lease")?;
-        let subnets = claim_node_subnets_with_hints(store.as_ref(), cfg, node, lease, hints)
+        // Kubernetes assigns node subnets itself (Node.spec.podCIDRs); the key-value stores
+        // leave it to weft's leasing.
+        let subnets = match store
+            .assigned_subnets(node)
             .await
-            .context("claim subnets")?;
+            .context("assigned subnets")?
+        {
+            Some(assigned) => check_assigned(cfg, assigned)?,
+            None => claim_node_subnets_with_hints(store.as_ref(), cfg, node, lease, hints)
+                .await
+                .context("claim subnets")?,
+        };
         let keeper = LeaseKeeper::spawn(Arc::clone(store), lease, renew_interval(ttl));
         tracing::info!(%lease, ?subnets, "subnets claimed");
         Ok(Membership { keeper, subnets })

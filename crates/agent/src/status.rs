@@ -3,10 +3,11 @@
 //! whole file from both parts, under one lock, so neither overwrites the other's news and
 //! the temporary file of one write is never reused by a concurrent one.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Result, anyhow};
 use serde::Serialize;
+use weft_observe::Observe;
 
 use crate::files::{Paths, Status};
 
@@ -48,21 +49,31 @@ struct Parts {
 pub struct StatusBoard {
     paths: Paths,
     parts: Mutex<Parts>,
+    observe: Arc<Observe>,
 }
 
 impl StatusBoard {
-    /// A board writing into `paths.run_dir`.
-    pub fn new(paths: Paths) -> Self {
+    /// A board writing into `paths.run_dir` and reporting to `observe`.
+    pub fn new(paths: Paths, observe: Arc<Observe>) -> Self {
         StatusBoard {
             paths,
             parts: Mutex::new(Parts::default()),
+            observe,
         }
+    }
+
+    /// Metrics and health, for the parts of weftd that measure themselves.
+    pub fn observe(&self) -> &Observe {
+        &self.observe
     }
 
     /// Replaces the routing part and rewrites the file.
     pub fn set_routing(&self, status: Status) -> Result<()> {
         let mut parts = self.lock()?;
+        self.observe.metrics.set_peers(status.peers);
+        self.observe.health.beat();
         parts.routing = Some(status);
+        self.update_readiness(&parts);
         self.write(&parts)
     }
 
@@ -70,8 +81,31 @@ impl StatusBoard {
     /// node's identity fields come from it).
     pub fn set_policy(&self, policy: PolicyStatus) -> Result<()> {
         let mut parts = self.lock()?;
+        let metrics = &self.observe.metrics;
+        metrics.set_policy_table(policy.rules, policy.sets);
+        metrics.set_policy_objects("networkpolicies", policy.policies);
+        metrics.set_policy_objects("local-pods", policy.pods);
+        metrics.set_policy_invalid(policy.invalid);
         parts.policy = Some(policy);
+        self.update_readiness(&parts);
         self.write(&parts)
+    }
+
+    /// Ready once the node is programmed and, with NetworkPolicy on, the first ruleset is
+    /// in the kernel: before that a new pod's ADD would wait on the claim socket.
+    fn update_readiness(&self, parts: &Parts) {
+        let ready = match (&parts.routing, &parts.policy) {
+            (None, _) => Err("not programmed yet".to_string()),
+            (Some(r), _) if !r.healthy => Err(r
+                .error
+                .clone()
+                .unwrap_or_else(|| "node not programmed yet".to_string())),
+            (Some(_), Some(p)) if p.enabled && p.applied_at_ms == 0 => {
+                Err("NetworkPolicy not applied yet".to_string())
+            }
+            _ => Ok(()),
+        };
+        self.observe.health.set_ready(ready);
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Parts>> {
@@ -112,12 +146,19 @@ mod tests {
     #[test]
     fn both_parts_end_up_in_one_file() {
         let dir = tempfile::tempdir().unwrap();
-        let board = StatusBoard::new(Paths {
-            run_dir: dir.path().to_path_buf(),
-            cni_conf_dir: dir.path().join("net.d"),
-            ipam_data_dir: dir.path().join("ipam"),
-            policy_socket: None,
+        let observe = Arc::new(Observe {
+            metrics: weft_observe::Metrics::new(),
+            health: weft_observe::Health::new(std::time::Duration::from_secs(60)),
         });
+        let board = StatusBoard::new(
+            Paths {
+                run_dir: dir.path().to_path_buf(),
+                cni_conf_dir: dir.path().join("net.d"),
+                ipam_data_dir: dir.path().join("ipam"),
+                policy_socket: None,
+            },
+            Arc::clone(&observe),
+        );
         let file = dir.path().join(crate::files::STATUS_JSON);
         let policy = PolicyStatus {
             enabled: true,
@@ -143,5 +184,17 @@ mod tests {
         assert_eq!(read()["policy"]["revision"], 9);
         assert_eq!(read()["policy"]["error"], "x/p: bad");
         assert_eq!(read()["healthy"], true);
+        assert_eq!(
+            observe.health.ready(),
+            Err("NetworkPolicy not applied yet".to_string())
+        );
+        board
+            .set_policy(PolicyStatus {
+                applied_at_ms: 1,
+                ..PolicyStatus::default()
+            })
+            .unwrap();
+        assert!(observe.health.ready().is_ok());
+        assert!(observe.metrics.render().contains("weft_peers 0"));
     }
 }

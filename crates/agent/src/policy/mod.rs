@@ -21,6 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use weft_datapath::sysctl::{read_sysctl, write_sysctl};
+use weft_observe::{ApplyMode, ClaimResult};
 use weft_policy::nft::{Ruleset, compile_with_quarantine};
 use weft_store::{Datastore, Listing, WatchEvent};
 
@@ -92,7 +93,8 @@ pub async fn disable(socket: &Path, board: &StatusBoard) {
 pub async fn run(cfg: PolicyConfig, store: Arc<dyn Datastore>, board: Arc<StatusBoard>) {
     let (tx, mut rx) = mpsc::channel(1024);
     for kind in Kind::ALL {
-        tokio::spawn(forward_watch(Arc::clone(&store), kind, tx.clone()));
+        let board = Arc::clone(&board);
+        tokio::spawn(forward_watch(Arc::clone(&store), kind, tx.clone(), board));
     }
     let mut task = Enforcer::new(cfg, store, board, tx);
     task.check_node();
@@ -121,17 +123,25 @@ pub async fn run(cfg: PolicyConfig, store: Arc<dyn Datastore>, board: Arc<Status
 }
 
 /// Feeds one kind's watch into the task, watching again (fresh snapshot) when it ends.
-async fn forward_watch(store: Arc<dyn Datastore>, kind: Kind, tx: mpsc::Sender<Msg>) {
+async fn forward_watch(
+    store: Arc<dyn Datastore>,
+    kind: Kind,
+    tx: mpsc::Sender<Msg>,
+    board: Arc<StatusBoard>,
+) {
     let mut backoff = MIN_BACKOFF;
+    let metrics = &board.observe().metrics;
     loop {
         match store.watch(kind.store_kind()).await {
             Ok(mut stream) => {
                 backoff = MIN_BACKOFF;
+                metrics.set_watch_up(kind.store_kind(), true);
                 while let Some(event) = stream.next().await {
                     if tx.send(Msg::Watch(kind, event)).await.is_err() {
                         return;
                     }
                 }
+                metrics.set_watch_up(kind.store_kind(), false);
                 tracing::warn!(kind = kind.store_kind(), "watch ended, watching again");
             }
             Err(e) => tracing::warn!(kind = kind.store_kind(), error = %e, "cannot watch"),
@@ -269,7 +279,13 @@ impl Enforcer {
         } else {
             Ok(())
         };
-        for (_, reply) in claims {
+        let metrics = &self.board.observe().metrics;
+        for (claim, reply) in claims {
+            metrics.count_claim(match &result {
+                Err(_) => ClaimResult::Failed,
+                Ok(()) if self.state.knows_pod(&claim.pod_key()) => ClaimResult::Applied,
+                Ok(()) => ClaimResult::Quarantined,
+            });
             // The client may have given up; its pod is programmed all the same.
             let _ = reply.send(result.clone());
         }
@@ -384,7 +400,19 @@ impl Enforcer {
             Err(e) => return Err(self.apply_failed(format!("policy compile task: {e}"))),
         };
         let (rules, sets) = (rule_count(&ruleset), ruleset.sets.len());
-        match self.table.apply(ruleset).await {
+        let started = std::time::Instant::now();
+        let result = self.table.apply(ruleset).await;
+        let mode = match &result {
+            Ok(apply::Applied::Elements) => Some(ApplyMode::Delta),
+            Ok(apply::Applied::Unchanged) => None,
+            Ok(apply::Applied::Table) | Err(_) => Some(ApplyMode::Full),
+        };
+        if let Some(mode) = mode {
+            let seconds = started.elapsed().as_secs_f64();
+            let metrics = &self.board.observe().metrics;
+            metrics.observe_policy_apply(mode, seconds, result.is_ok());
+        }
+        match result {
             Ok(how) => {
                 if how != apply::Applied::Unchanged {
                     tracing::info!(?how, revision, quarantined, "policy applied");
