@@ -1,5 +1,6 @@
 //! weftd's /healthz, /readyz and /metrics, scraped inside its node namespace (weftd serves
 //! on the loopback of the namespace it programs).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)] // test helpers may fail loudly
 
 mod common;
 
