@@ -4,18 +4,18 @@
 
 use std::net::IpAddr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use weft_datapath::{Netlink, NetnsFd, create_named_netns, delete_named_netns, named_netns_path};
 use weft_runtime::{Attachment, Runtime, load_conflist};
 
 use super::agents::NodeDirs;
 use super::fabric::set_lo_up;
-use super::procs::{spawn_in_netns, stop_all};
-use super::responder::format_ports;
-use super::state::{LabPaths, LabState, PodState};
+use super::procs::{is_alive, log_tail, spawn_in_netns, stop_all};
+use super::responder::{bound_ports, format_ports};
+use super::state::{LabPaths, LabState, PodState, PortSpec, Proto};
 
 /// Interface name of a pod's network attachment.
 pub const POD_IFNAME: &str = "eth0";
@@ -81,7 +81,9 @@ pub fn create_pod(
                 "--ports".into(),
                 format_ports(&pod.ports),
             ];
-            pod.responder_pid = Some(spawn_in_netns(&ns_path, weftctl, &args, &log)?);
+            let pid = spawn_in_netns(&ns_path, weftctl, &args, &log)?;
+            pod.responder_pid = Some(pid);
+            wait_serving(pid, &pod.ports, &log)?;
         }
         Ok(pod.clone())
     })();
@@ -89,6 +91,48 @@ pub fn create_pod(
         delete_pod(paths, state, &pod);
     }
     wired
+}
+
+/// How long a responder gets to bind its ports.
+const SERVING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until the responder `pid` has bound every port of `ports` (read from its
+/// namespace's `/proc/<pid>/net` tables), so that `apply` returns with pods that answer.
+fn wait_serving(pid: u32, ports: &[PortSpec], log: &Path) -> Result<()> {
+    let deadline = Instant::now() + SERVING_TIMEOUT;
+    loop {
+        let bound = |proto: Proto, tables: [&str; 2]| -> Vec<u16> {
+            tables
+                .iter()
+                .filter_map(|t| std::fs::read_to_string(format!("/proc/{pid}/net/{t}")).ok())
+                .flat_map(|text| bound_ports(&text, proto))
+                .collect()
+        };
+        let (tcp, udp) = (
+            bound(Proto::Tcp, ["tcp", "tcp6"]),
+            bound(Proto::Udp, ["udp", "udp6"]),
+        );
+        let missing: Vec<String> = ports
+            .iter()
+            .filter(|p| {
+                let list = if p.protocol == Proto::Tcp { &tcp } else { &udp };
+                !list.contains(&p.port)
+            })
+            .map(|p| format!("{}/{}", p.port, p.protocol))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if !is_alive(pid) || Instant::now() >= deadline {
+            bail!(
+                "responder {pid} does not serve {}; last lines of {}:\n{}",
+                missing.join(", "),
+                log.display(),
+                log_tail(log, 10)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Stops the responder, runs CNI DEL (best effort) and deletes the pod namespace.
@@ -158,7 +202,6 @@ pub fn pod_object(pod: &PodState, raw: Option<&Value>, host_ip: Option<IpAddr>) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::state::{PortSpec, Proto};
 
     fn pod() -> PodState {
         PodState {

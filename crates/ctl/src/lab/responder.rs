@@ -52,20 +52,44 @@ pub fn parse_peer_line(text: &str) -> Option<IpAddr> {
     words.next()?.parse().ok()
 }
 
-/// Serves `ports` forever (one thread per port).
+/// Port numbers bound in a `/proc/<pid>/net/{tcp,tcp6,udp,udp6}` table: for TCP only
+/// listening sockets (state `0A`), for UDP every socket.
+pub fn bound_ports(table: &str, protocol: Proto) -> Vec<u16> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1)?;
+            let state = fields.nth(1)?;
+            if protocol == Proto::Tcp && state != "0A" {
+                return None;
+            }
+            u16::from_str_radix(local.rsplit_once(':')?.1, 16).ok()
+        })
+        .collect()
+}
+
+/// Serves `ports` forever (one thread per port). Every socket is bound before any is
+/// served, so once one port is seen bound, all are.
 pub fn run(ports: &[PortSpec]) -> Result<()> {
-    let mut workers = Vec::new();
+    enum Bound {
+        Tcp(TcpListener),
+        Udp(UdpSocket),
+    }
+    let mut bound = Vec::new();
     for spec in ports {
-        match spec.protocol {
-            Proto::Tcp => {
-                let listener = bind_tcp(spec.port)?;
-                workers.push(std::thread::spawn(move || serve_tcp(&listener)));
-            }
-            Proto::Udp => {
-                let socket = bind_udp(spec.port)?;
-                workers.push(std::thread::spawn(move || serve_udp(&socket)));
-            }
-        }
+        bound.push(match spec.protocol {
+            Proto::Tcp => Bound::Tcp(bind_tcp(spec.port)?),
+            Proto::Udp => Bound::Udp(bind_udp(spec.port)?),
+        });
+    }
+    let mut workers = Vec::new();
+    for socket in bound {
+        workers.push(match socket {
+            Bound::Tcp(listener) => std::thread::spawn(move || serve_tcp(&listener)),
+            Bound::Udp(socket) => std::thread::spawn(move || serve_udp(&socket)),
+        });
     }
     for w in workers {
         let _ = w.join();
@@ -146,6 +170,14 @@ mod tests {
         assert_eq!(format_ports(&p), "80/TCP,53/UDP,8080/TCP");
         assert!(parse_ports("0/TCP").is_err());
         assert!(parse_ports("80/SCTP").is_err());
+    }
+
+    #[test]
+    fn bound_ports_from_proc_net_tables() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:0050 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1\n   1: 0200F40A:0050 0300F40A:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2\n";
+        assert_eq!(bound_ports(tcp, Proto::Tcp), vec![80]);
+        let udp6 = "  sl  local_address                         remote_address                        st\n  5: 00000000000000000000000000000000:0051 00000000000000000000000000000000:0000 07\n";
+        assert_eq!(bound_ports(udp6, Proto::Udp), vec![81]);
     }
 
     #[test]
