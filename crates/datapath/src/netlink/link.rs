@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVeth, InfoVxlan, LinkAttribute,
-    LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, State,
+    LinkExtentMask, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage, State,
 };
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, LinkVxlan};
 
@@ -342,7 +342,11 @@ impl Netlink {
         self.request(op, RouteNetlinkMessage::SetLink(msg), 0)
     }
 
-    fn get_link(&mut self, op: &str, msg: LinkMessage) -> Result<LinkInfo> {
+    fn get_link(&mut self, op: &str, mut msg: LinkMessage) -> Result<LinkInfo> {
+        // `LinkInfo` holds no counters: skip the per-CPU statistics (link and IPv6) the
+        // kernel would otherwise sum up and send, about 1 KiB per answer.
+        msg.attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
         let seq_reply = self.get_one(op, RouteNetlinkMessage::GetLink(msg))?;
         match seq_reply {
             RouteNetlinkMessage::NewLink(link) => Ok(parse_link(&link)),
