@@ -3,4 +3,5 @@
 //! NetworkPolicy tooling (`policy`) shared by `weftctl lab trace` and `weftctl policy trace`.
 
 pub mod lab;
+pub mod ops;
 pub mod policy;

@@ -1,0 +1,149 @@
+//! Operator commands for a node running weftd: `status`, `nodes`, `ipam` and
+//! `policy trace`. Every command prints a table for people and `-o json` for scripts.
+//!
+//! Gathering (files, datastore, kernel) is kept apart from deciding and rendering, which
+//! are pure and unit-tested.
+
+pub mod attach;
+pub mod ipam;
+pub mod ipam_cmd;
+pub mod nodes;
+pub mod status;
+pub mod table;
+pub mod trace;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, anyhow};
+use clap::{Subcommand, ValueEnum};
+use weft_store::StoreConfig;
+
+/// `weftctl` operator commands (flattened into weftctl's top-level commands).
+#[derive(Debug, Subcommand)]
+pub enum OpsCommand {
+    /// This node: subnets, backend, peers, pods, agent health, policy.
+    Status(status::StatusArgs),
+    /// Node records in the datastore.
+    Nodes(nodes::NodesArgs),
+    /// IPAM usage per range; `--check` finds leaked reservations, `--release` frees them.
+    Ipam(ipam_cmd::IpamArgs),
+    /// NetworkPolicy tools.
+    Policy {
+        /// What to do.
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+/// `weftctl policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Would a new connection FROM -> TO be allowed by the NetworkPolicies in the datastore?
+    Trace(trace::TraceArgs),
+}
+
+/// Output format of every operator command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people.
+    #[default]
+    Table,
+    /// JSON for scripts.
+    Json,
+}
+
+/// `-o table|json`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OutputArgs {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+/// Datastore kinds the operator commands can read (as weftd's `--store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// File-backed store directory.
+    Embedded,
+    /// etcd v3.
+    Etcd,
+}
+
+/// Datastore flags, spelled as weftd's.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StoreArgs {
+    /// Datastore kind.
+    #[arg(long, value_enum, env = "WEFT_STORE")]
+    pub store: Option<StoreKind>,
+    /// Directory of the embedded store.
+    #[arg(long, env = "WEFT_STORE_PATH")]
+    pub store_path: Option<PathBuf>,
+    /// etcd client URLs, comma separated.
+    #[arg(long, value_delimiter = ',', env = "WEFT_ETCD_ENDPOINTS")]
+    pub etcd_endpoints: Vec<String>,
+    /// etcd key prefix (default: the store's, `/weft/v1`).
+    #[arg(long)]
+    pub etcd_prefix: Option<String>,
+}
+
+impl StoreArgs {
+    /// The store to open; an error naming the missing flag when incomplete.
+    pub fn config(&self) -> Result<StoreConfig> {
+        match self.store {
+            None => Err(anyhow!(
+                "--store embedded|etcd is required (as passed to weftd)"
+            )),
+            Some(StoreKind::Embedded) => Ok(StoreConfig::Embedded {
+                dir: self
+                    .store_path
+                    .clone()
+                    .ok_or_else(|| anyhow!("--store embedded needs --store-path"))?,
+            }),
+            Some(StoreKind::Etcd) if self.etcd_endpoints.is_empty() => {
+                Err(anyhow!("--store etcd needs --etcd-endpoints"))
+            }
+            Some(StoreKind::Etcd) => Ok(StoreConfig::Etcd {
+                endpoints: self.etcd_endpoints.clone(),
+                prefix: self.etcd_prefix.clone(),
+            }),
+        }
+    }
+}
+
+/// A single-threaded runtime for the datastore calls.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start async runtime")
+}
+
+/// Runs an operator command; the exit code says the outcome for scripts: 0 fine, 1 for
+/// "unhealthy" (status), "leaked reservations left" (ipam --check) or "denied" (trace).
+pub fn run_code(cmd: OpsCommand) -> Result<ExitCode> {
+    let ok = match cmd {
+        OpsCommand::Status(args) => status::run(&args)?,
+        OpsCommand::Nodes(args) => nodes::run(&args)?,
+        OpsCommand::Ipam(args) => ipam_cmd::run(&args)?,
+        OpsCommand::Policy {
+            command: PolicyCommand::Trace(args),
+        } => trace::run(&args)?,
+    };
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs an operator command, ignoring the outcome code (see [`run_code`]).
+pub fn run(cmd: OpsCommand) -> Result<()> {
+    run_code(cmd).map(|_| ())
+}
+
+/// Prints `value` as pretty JSON.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
