@@ -358,3 +358,10 @@ fn policy_trace_against_the_store() {
     assert!(!allowed, "{text}");
     assert!(trace::run(&args("x/a", 80)).unwrap());
 }
+
+#[test]
+fn link_snapshot_reads_the_current_namespace() {
+    // A read-only netlink dump; every namespace has `lo`.
+    let snapshot = weft_ctl::ops::attach::snapshot_current_netns().unwrap();
+    assert!(snapshot.names.contains("lo"));
+}

@@ -147,3 +147,83 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// weftctl's top level as the lead wires it: `#[command(flatten)]` next to `lab`.
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Top,
+    }
+
+    #[derive(Debug, Subcommand)]
+    #[allow(clippy::large_enum_variant)]
+    enum Top {
+        Lab,
+        #[command(flatten)]
+        Ops(OpsCommand),
+    }
+
+    fn parse(args: &[&str]) -> OpsCommand {
+        let argv = std::iter::once("weftctl").chain(args.iter().copied());
+        match Cli::try_parse_from(argv).unwrap().command {
+            Top::Ops(cmd) => cmd,
+            Top::Lab => panic!("lab"),
+        }
+    }
+
+    #[test]
+    fn flattened_commands_parse() {
+        Cli::command_for_tests().debug_assert();
+        assert!(matches!(
+            parse(&["status", "-o", "json"]),
+            OpsCommand::Status(s) if s.out.output == OutputFormat::Json
+        ));
+        let OpsCommand::Ipam(ipam) = parse(&[
+            "ipam",
+            "--check",
+            "--store",
+            "embedded",
+            "--store-path",
+            "/x",
+        ]) else {
+            panic!("ipam");
+        };
+        assert!(ipam.check && !ipam.release);
+        assert!(ipam.store.config().is_ok());
+        let OpsCommand::Policy {
+            command: PolicyCommand::Trace(t),
+        } = parse(&[
+            "policy",
+            "trace",
+            "x/a",
+            "x/b",
+            "--port",
+            "80",
+            "--protocol",
+            "udp",
+            "--store",
+            "etcd",
+            "--etcd-endpoints",
+            "http://a:2379,http://b:2379",
+        ])
+        else {
+            panic!("trace");
+        };
+        assert_eq!(t.port, 80);
+        assert_eq!(t.protocol, weft_policy::Protocol::Udp);
+        assert_eq!(t.store.etcd_endpoints.len(), 2);
+        assert!(matches!(parse(&["nodes"]), OpsCommand::Nodes(_)));
+    }
+
+    impl Cli {
+        fn command_for_tests() -> clap::Command {
+            <Self as clap::CommandFactory>::command()
+        }
+    }
+}
