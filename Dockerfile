@@ -5,6 +5,8 @@
 # The plugins live in /opt/weft/bin inside the image; the DaemonSet's init container
 # (weft-install-cni) copies them onto the node's /opt/cni/bin, where the container runtime
 # executes them in the node's namespaces (so they must not depend on anything in this image).
+# They are linked against bookworm's glibc (2.36): nodes need glibc >= 2.36, or build the
+# plugins for a musl target instead.
 
 FROM rust:1.95-bookworm AS build
 # protoc: etcd-client's build script compiles etcd's protobuf definitions.
