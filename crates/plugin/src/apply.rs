@@ -220,6 +220,9 @@ fn adopt_existing(
                 .map_err(dp("remove retired host veth"))?;
             Ok(None)
         }
+        // The pod end of another attachment's retired pair (a DEL then an ADD with another
+        // container id into the same namespace, faster than the detached delete).
+        (_, Some(p)) if retired_peer(node, &p)? => Ok(None),
         (_, Some(p)) => Err(PluginError::InterfaceExists(format!(
             "interface {} already exists in the pod namespace (index {}) and is not this attachment's",
             plan.pod_ifname, p.index
@@ -233,6 +236,29 @@ fn adopt_existing(
         // Gone in the meantime (a concurrent DEL): create again.
         (None, None) => Ok(None),
     }
+}
+
+/// Deletes the pair of `pod_end` when its host end is a retired weft veth (found by the
+/// peer index, and only if that link points back at `pod_end`).
+fn retired_peer(node: &mut Netlink, pod_end: &LinkInfo) -> Result<bool, PluginError> {
+    let Some(peer) = pod_end.link else {
+        return Ok(false);
+    };
+    let host = match node.link_by_index(peer) {
+        Ok(h) => h,
+        Err(e) if e.is_not_found() => return Ok(false),
+        Err(e) => return Err(PluginError::datapath("look up pod interface's peer", e)),
+    };
+    let retired = host
+        .alias
+        .as_deref()
+        .is_some_and(|a| a.starts_with(naming::RETIRED_ALIAS_PREFIX));
+    if !retired || host.group != HOST_VETH_GROUP || host.link != Some(pod_end.index) {
+        return Ok(false);
+    }
+    node.delete_link(host.index)
+        .map_err(dp("remove retired host veth"))?;
+    Ok(true)
 }
 
 /// The kernel route for a planned pod route on interface `oif`.

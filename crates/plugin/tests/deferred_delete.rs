@@ -41,7 +41,12 @@ fn add_right_after_del_gets_a_live_pair() {
     let att = pod_att("ddadd1", &pod);
     for round in 0..5 {
         node.rt.add(&l, &att).expect("ADD");
-        node.rt.del(&l, &att).expect("DEL");
+        if round % 2 == 0 {
+            node.rt.del(&l, &att).expect("DEL");
+        } else {
+            // What DEL leaves until its detached child has run.
+            retire_by_hand(&node, "ddadd", "ddadd1");
+        }
         // No settling: the retired pair may still be there; ADD must not adopt or trip on it.
         let again = node
             .rt
@@ -61,6 +66,33 @@ fn add_right_after_del_gets_a_live_pair() {
     node.settle_deletes();
     assert!(!has_link(&pod, "eth0"));
     assert!(node.reservations("ddadd").is_empty());
+}
+
+#[test]
+fn add_of_another_container_right_after_del_in_the_same_namespace() {
+    let node = Node::new("ddother");
+    let l = list(&node, "ddother");
+    let pod = netns("ddother1");
+    for round in 0..5 {
+        let first = pod_att(&format!("ddother-a{round}"), &pod);
+        let second = pod_att(&format!("ddother-b{round}"), &pod);
+        node.rt.add(&l, &first).expect("ADD first");
+        if round % 2 == 0 {
+            node.rt.del(&l, &first).expect("DEL first");
+        } else {
+            // As a DEL leaves the pair until its detached child has run: retired, the pod
+            // end still in the namespace.
+            retire_by_hand(&node, "ddother", &first.container_id);
+        }
+        node.rt
+            .add(&l, &second)
+            .unwrap_or_else(|e| panic!("round {round}: ADD of another container: {e}"));
+        // Releases the first container's addresses; its pair is already gone.
+        node.rt.del(&l, &first).expect("DEL first");
+        assert_eq!(node.host_veths().len(), 1, "round {round}");
+        node.rt.del(&l, &second).expect("DEL second");
+    }
+    assert!(node.host_veths().is_empty());
 }
 
 #[test]
