@@ -167,7 +167,9 @@ fn ipam_usage_check_and_release() {
     assert!(usage.reservations.is_none());
 
     let snapshot = || Ok(links(&["c-starting"]));
+    let runtime = rt();
     let probe = Probe {
+        runtime: &runtime,
         datastore: w.store.as_ref(),
         node: "n1",
         links: &snapshot,
@@ -204,7 +206,9 @@ fn release_rechecks_under_the_lock() {
             links(&["c-starting", "c-gone"])
         })
     };
+    let runtime = rt();
     let probe = Probe {
+        runtime: &runtime,
         datastore: w.store.as_ref(),
         node: "n1",
         links: &snapshot,
@@ -220,7 +224,9 @@ fn release_rechecks_under_the_lock() {
 fn fresh_reservations_and_foreign_namespaces_are_never_released() {
     let w = world();
     let snapshot = || Ok(links(&[]));
+    let runtime = rt();
     let patient = Probe {
+        runtime: &runtime,
         datastore: w.store.as_ref(),
         node: "n1",
         links: &snapshot,

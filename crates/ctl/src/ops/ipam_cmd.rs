@@ -172,12 +172,15 @@ pub fn run(args: &IpamArgs) -> Result<bool> {
         net.config.data_dir.clone_from(dir);
     }
     let report = if args.check || args.release {
-        let store = runtime()?.block_on(args.store.config()?.open())?;
+        // One runtime for the store's whole life: clients keep background tasks on it.
+        let rt = runtime()?;
+        let store = rt.block_on(args.store.open())?;
         let node = match &args.node_name {
             Some(n) => n.clone(),
             None => node_name_from(&args.run_dir)?,
         };
         let probe = Probe {
+            runtime: &rt,
             datastore: store.as_ref(),
             node: &node,
             links: &snapshot_current_netns,
@@ -205,6 +208,8 @@ fn node_name_from(run_dir: &Path) -> Result<String> {
 
 /// Where `--check` gets its evidence.
 pub struct Probe<'a> {
+    /// The runtime the datastore was opened on.
+    pub runtime: &'a tokio::runtime::Runtime,
     /// The datastore with the pod objects.
     pub datastore: &'a dyn Datastore,
     /// This node's name (pods' `spec.nodeName`).
@@ -219,7 +224,7 @@ impl Probe<'_> {
     /// Addresses of this node's pod objects. Refuses when any pod object is unreadable:
     /// its addresses are unknown, so no reservation could be judged safely.
     fn pods_by_ip(&self) -> Result<HashMap<IpAddr, String>> {
-        let listing = runtime()?.block_on(self.datastore.list("pods"))?;
+        let listing = self.runtime.block_on(self.datastore.list("pods"))?;
         let mut out = HashMap::new();
         for entry in &listing.entries {
             let pod = weft_policy::k8s::pod_from_object(&entry.key, &entry.value)

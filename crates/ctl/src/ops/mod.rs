@@ -14,10 +14,11 @@ pub mod trace;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow};
 use clap::{Subcommand, ValueEnum};
-use weft_store::StoreConfig;
+use weft_store::{Datastore, StoreConfig};
 
 /// `weftctl` operator commands (flattened into weftctl's top-level commands).
 #[derive(Debug, Subcommand)]
@@ -68,6 +69,8 @@ pub enum StoreKind {
     Embedded,
     /// etcd v3.
     Etcd,
+    /// The Kubernetes API (in a pod: its service account; else --kubeconfig or $KUBECONFIG).
+    Kubernetes,
 }
 
 /// Datastore flags, spelled as weftd's.
@@ -85,15 +88,28 @@ pub struct StoreArgs {
     /// etcd key prefix (default: the store's, `/weft/v1`).
     #[arg(long)]
     pub etcd_prefix: Option<String>,
+    /// With `--store kubernetes`: a kubeconfig file.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl StoreArgs {
-    /// The store to open; an error naming the missing flag when incomplete.
+    /// Opens the store (must run inside a tokio runtime).
+    pub async fn open(&self) -> Result<Arc<dyn Datastore>> {
+        if self.store == Some(StoreKind::Kubernetes) {
+            return Ok(weft_kube::open(self.kubeconfig.as_deref()).await?);
+        }
+        Ok(self.config()?.open().await?)
+    }
+
+    /// The embedded or etcd store to open; an error naming the missing flag when
+    /// incomplete (Kubernetes has no [`StoreConfig`]: use [`StoreArgs::open`]).
     pub fn config(&self) -> Result<StoreConfig> {
         match self.store {
             None => Err(anyhow!(
-                "--store embedded|etcd is required (as passed to weftd)"
+                "--store embedded|etcd|kubernetes is required (as passed to weftd)"
             )),
+            Some(StoreKind::Kubernetes) => Err(anyhow!("kubernetes has no StoreConfig")),
             Some(StoreKind::Embedded) => Ok(StoreConfig::Embedded {
                 dir: self
                     .store_path
@@ -196,6 +212,10 @@ mod tests {
         };
         assert!(ipam.check && !ipam.release);
         assert!(ipam.store.config().is_ok());
+        let kube = parse(&["nodes", "--store", "kubernetes", "--kubeconfig", "/k"]);
+        assert!(
+            matches!(kube, OpsCommand::Nodes(n) if n.store.store == Some(StoreKind::Kubernetes))
+        );
         let OpsCommand::Policy {
             command: PolicyCommand::Trace(t),
         } = parse(&[

@@ -50,7 +50,7 @@ pub fn render(nodes: &[NodeRecord]) -> String {
 pub fn load(store: &StoreArgs) -> Result<Vec<NodeRecord>> {
     let rt = runtime()?;
     let mut nodes = rt.block_on(async {
-        let store = store.config()?.open().await?;
+        let store = store.open().await?;
         Ok::<_, anyhow::Error>(list_nodes(store.as_ref()).await?)
     })?;
     nodes.sort_by(|a, b| a.name.cmp(&b.name));

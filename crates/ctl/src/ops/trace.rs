@@ -63,7 +63,7 @@ pub fn report(
 /// Runs the command; false when denied.
 pub fn run(args: &TraceArgs) -> Result<bool> {
     let loaded = runtime()?.block_on(async {
-        let store = args.store.config()?.open().await?;
+        let store = args.store.open().await?;
         policy::load_cluster(store.as_ref()).await
     })?;
     let json = args.out.output == OutputFormat::Json;
